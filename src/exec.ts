@@ -1,0 +1,107 @@
+/**
+ * The one place that runs subprocesses (skopeo, cvmfs_server, setfattr, mknod, …).
+ * Argument arrays only, never a shell string. Every failure becomes an
+ * ExternalError naming the command, its exit code and the tail of its stderr.
+ */
+import {execa, type Options as ExecaOptions} from 'execa'
+
+import {ExternalError} from './errors.js'
+import type {Logger} from './log.js'
+
+export interface RunOptions {
+  logger?: Logger
+  /** Bytes for stdin. */
+  input?: string | Buffer
+  env?: Record<string, string | undefined>
+  cwd?: string
+  /** Abort the process (SIGTERM) when this signal fires. */
+  signal?: AbortSignal
+  /** What to tell the user when the program is not installed. */
+  missingHint?: string
+  /** Exit codes that are not failures (the result carries the code). */
+  okExitCodes?: number[]
+}
+
+export interface RunResult {
+  stdout: string
+  stderr: string
+  exitCode: number
+}
+
+/** Lines of stderr kept in error messages. */
+const TAIL_LINES = 15
+
+export function tail(text: string, lines = TAIL_LINES): string {
+  const all = text.trimEnd().split('\n')
+  return all.slice(-lines).join('\n')
+}
+
+/** Quote an argument for display in a log line (never executed by a shell). */
+function showArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`
+}
+
+export function showCommand(file: string, args: readonly string[]): string {
+  return [file, ...args].map(showArg).join(' ')
+}
+
+/** Run `file args…` and return its output; throw ExternalError on failure. */
+export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const display = showCommand(file, redact(args))
+  options.logger?.debug(`$ ${display}`)
+  const execaOptions: ExecaOptions = {
+    reject: false,
+    stripFinalNewline: false,
+    input: options.input,
+    env: options.env,
+    cwd: options.cwd,
+    cancelSignal: options.signal,
+    encoding: 'utf8',
+  }
+  const result = await execa(file, [...args], execaOptions)
+  const stdout = String(result.stdout ?? '')
+  const stderr = String(result.stderr ?? '')
+  const code = (result as {code?: string}).code
+  if (code === 'ENOENT' || (result.failed && result.exitCode === undefined && /ENOENT/.test(String(result.message)))) {
+    throw new ExternalError(
+      `${file} is not installed or not on PATH`,
+      {command: display},
+      {code: 'E_MISSING_PROGRAM', hint: options.missingHint ?? `Install ${file} and try again.`},
+    )
+  }
+  const exitCode = result.exitCode ?? -1
+  if (result.failed && !(options.okExitCodes ?? []).includes(exitCode)) {
+    const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${exitCode}`
+    const stderrTail = tail(stderr || stdout)
+    throw new ExternalError(`${display} ${how}${stderrTail ? `:\n${indent(stderrTail)}` : ''}`, {
+      command: display,
+      exitCode,
+      stderrTail,
+    })
+  }
+  return {stdout, stderr, exitCode}
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n')
+}
+
+/** Hide credentials (`--creds user:pass`) from logs and error messages. */
+function redact(args: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (/^--(src-|dest-)?creds$/.test(arg) && i + 1 < args.length) {
+      out.push(arg, '***')
+      i++
+    } else if (/^--(src-|dest-)?creds=/.test(arg)) {
+      out.push(`${arg.slice(0, arg.indexOf('=') + 1)}***`)
+    } else {
+      out.push(arg)
+    }
+  }
+  return out
+}

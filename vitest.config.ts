@@ -1,0 +1,13 @@
+import {defineConfig} from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/helpers/global-setup.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Files share one registry but write only into their own temp dirs.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+})
