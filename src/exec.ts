@@ -20,10 +20,14 @@ export interface RunOptions {
   missingHint?: string
   /** Exit codes that are not failures (the result carries the code). */
   okExitCodes?: number[]
+  /** Keep stdout as raw bytes (manifests are hashed byte for byte). */
+  binaryStdout?: boolean
 }
 
 export interface RunResult {
   stdout: string
+  /** Raw stdout, when `binaryStdout` was asked for. */
+  stdoutBytes?: Buffer
   stderr: string
   exitCode: number
 }
@@ -56,11 +60,12 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     env: options.env,
     cwd: options.cwd,
     cancelSignal: options.signal,
-    encoding: 'utf8',
+    encoding: options.binaryStdout ? 'buffer' : 'utf8',
   }
   const result = await execa(file, [...args], execaOptions)
-  const stdout = String(result.stdout ?? '')
-  const stderr = String(result.stderr ?? '')
+  const stdoutBytes = options.binaryStdout ? Buffer.from(result.stdout as unknown as Uint8Array) : undefined
+  const stdout = stdoutBytes ? stdoutBytes.toString('utf8') : String(result.stdout ?? '')
+  const stderr = options.binaryStdout ? Buffer.from(result.stderr as unknown as Uint8Array).toString('utf8') : String(result.stderr ?? '')
   const code = (result as {code?: string}).code
   if (code === 'ENOENT' || (result.failed && result.exitCode === undefined && /ENOENT/.test(String(result.message)))) {
     throw new ExternalError(
@@ -79,7 +84,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
       stderrTail,
     })
   }
-  return {stdout, stderr, exitCode}
+  return {stdout, stdoutBytes, stderr, exitCode}
 }
 
 function indent(text: string): string {

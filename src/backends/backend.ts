@@ -1,0 +1,27 @@
+/**
+ * A repository backend: where publish writes and how a change becomes visible.
+ * The directory backend writes a plain tree; the CVMFS backends (transaction,
+ * ingest) wrap the same writes in `cvmfs_server` calls.
+ */
+import type {Logger} from '../log.js'
+
+export interface RepositoryBackend {
+  /** The repository root that readers see (e.g. /cvmfs/NAME or the --root directory). */
+  readonly root: string
+  /** Human name for messages. */
+  readonly description: string
+  /**
+   * Run `change` with the repository writable under `root`; make it visible when it
+   * resolves, roll everything back and rethrow the original error when it throws.
+   * `paths` are the repository-relative paths the change will touch (for leases).
+   */
+  change<T>(paths: string[], change: (root: string) => Promise<T>): Promise<T>
+  /** Release what open() took (locks). */
+  close(): Promise<void>
+}
+
+export interface BackendOptions {
+  logger: Logger
+  /** How long to wait for another publisher's lock, in ms. */
+  lockTimeoutMs: number
+}

@@ -1,0 +1,138 @@
+/**
+ * The skopeo driver. skopeo reads the user's containers configuration
+ * (registries.conf, auth.json, policy.json, certs.d, proxies) exactly as podman
+ * does, so a registry podman reaches is a registry we reach. Images are copied
+ * into a `dir:` layout, which keeps manifests byte for byte (an `oci:` destination
+ * would convert Docker manifests and change their digests).
+ */
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {ExternalError, NotFoundError, UserError} from '../errors.js'
+import {run} from '../exec.js'
+import type {Logger} from '../log.js'
+import type {PlatformSpec} from '../oci/platform.js'
+
+export interface RegistryOptions {
+  /** `--tls-verify`: require HTTPS and verify certificates (default: skopeo's own, true). */
+  tlsVerify?: boolean
+  /** `--creds USER[:PASS]`. */
+  creds?: string
+  /** `--authfile PATH`. */
+  authfile?: string
+  /** `--cert-dir PATH`. */
+  certDir?: string
+}
+
+const MISSING = 'skopeo is needed to fetch images: apt install skopeo (Debian/Ubuntu) or dnf install skopeo (EL/Fedora).'
+
+/** skopeo's global options that pick one instance of a multi-platform image. */
+function platformArgs(platform?: PlatformSpec): string[] {
+  if (!platform) return []
+  const args = ['--override-os', platform.os, '--override-arch', platform.architecture]
+  if (platform.variant) args.push('--override-variant', platform.variant)
+  return args
+}
+
+/** Registry options, spelt for `inspect` (`--x`) or the source side of `copy` (`--src-x`). */
+function registryArgs(options: RegistryOptions, prefix: '' | 'src-'): string[] {
+  const args: string[] = []
+  if (options.tlsVerify !== undefined) args.push(`--${prefix}tls-verify=${options.tlsVerify}`)
+  if (options.creds !== undefined) args.push(`--${prefix}creds`, options.creds)
+  if (options.authfile !== undefined) args.push(`--${prefix}authfile`, options.authfile)
+  if (options.certDir !== undefined) args.push(`--${prefix}cert-dir`, options.certDir)
+  return args
+}
+
+/** The raw top-level manifest (or index) of an image, byte for byte. */
+export async function inspectRaw(ref: string, options: RegistryOptions, logger: Logger): Promise<Buffer> {
+  const result = await skopeo(['inspect', '--raw', ...registryArgs(options, ''), ref], ref, logger)
+  return result.stdoutBytes!
+}
+
+/** The raw config blob of the instance skopeo picks for `platform`. */
+export async function inspectConfigRaw(ref: string, options: RegistryOptions, platform: PlatformSpec | undefined, logger: Logger): Promise<Buffer> {
+  const result = await skopeo([...platformArgs(platform), 'inspect', '--config', '--raw', ...registryArgs(options, ''), ref], ref, logger)
+  return result.stdoutBytes!
+}
+
+/** Copy one image instance into a `dir:` layout at `dest`. */
+export async function copyToDir(
+  ref: string,
+  dest: string,
+  options: RegistryOptions,
+  platform: PlatformSpec | undefined,
+  logger: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  await skopeo(
+    [...platformArgs(platform), 'copy', '--quiet', '--preserve-digests', '--retry-times', '2', ...registryArgs(options, 'src-'), ref, `dir:${dest}`],
+    ref,
+    logger,
+    signal,
+  )
+}
+
+/** Read what copyToDir wrote: the manifest bytes, and where blob `<hex>` lives. */
+export async function readDirLayout(dest: string): Promise<{manifest: Buffer; blobPath: (digestHex: string) => string}> {
+  const manifest = await readFile(join(dest, 'manifest.json'))
+  return {manifest, blobPath: (hex) => join(dest, hex)}
+}
+
+async function skopeo(args: string[], ref: string, logger: Logger, signal?: AbortSignal) {
+  try {
+    return await run('skopeo', args, {logger, missingHint: MISSING, binaryStdout: true, signal})
+  } catch (error) {
+    throw explain(error, ref)
+  }
+}
+
+/** Turn skopeo's failures into errors that say what to do. */
+export function explain(error: unknown, ref: string): unknown {
+  if (!(error instanceof ExternalError) || error.code === 'E_MISSING_PROGRAM') return error
+  const text = error.stderrTail
+  const cause = error
+  if (/manifest unknown|name unknown|not found|no such file or directory|does not exist|no image found/i.test(text)) {
+    return new NotFoundError(`image ${ref} was not found: ${lastMessage(text)}`, {
+      code: 'E_SOURCE_NOT_FOUND',
+      hint: 'Check the name and tag (skopeo list-tags docker://REGISTRY/REPOSITORY lists the tags of a registry image).',
+      cause,
+    })
+  }
+  if (/server gave HTTP response to HTTPS client/i.test(text)) {
+    return new UserError(`registry of ${ref} speaks plain HTTP: ${lastMessage(text)}`, {
+      code: 'E_REGISTRY_TLS',
+      hint: 'For a registry without TLS, pass --tls-verify=false (or list it as insecure in registries.conf).',
+      cause,
+    })
+  }
+  if (/x509|certificate/i.test(text)) {
+    return new UserError(`TLS verification of the registry of ${ref} failed: ${lastMessage(text)}`, {
+      code: 'E_REGISTRY_TLS',
+      hint: 'Install the registry CA in /etc/containers/certs.d/HOST:PORT/ca.crt, use --cert-dir, or (for testing) --tls-verify=false.',
+      cause,
+    })
+  }
+  if (/unauthorized|authentication required|denied|401|403/i.test(text)) {
+    return new UserError(`the registry refused access to ${ref}: ${lastMessage(text)}`, {
+      code: 'E_REGISTRY_AUTH',
+      hint: 'Log in with `podman login` (or skopeo login), or pass --creds USER:PASSWORD or --authfile FILE.',
+      cause,
+    })
+  }
+  if (/connection refused|no such host|i\/o timeout|network is unreachable|dial tcp/i.test(text)) {
+    return new UserError(`cannot reach the registry of ${ref}: ${lastMessage(text)}`, {
+      code: 'E_REGISTRY_UNREACHABLE',
+      hint: 'Check the host and port, the network, and proxy settings (HTTPS_PROXY).',
+      cause,
+    })
+  }
+  return error
+}
+
+/** skopeo logs `time=… level=fatal msg="…"`; keep the message. */
+function lastMessage(text: string): string {
+  const line = text.trim().split('\n').pop() ?? ''
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(line)
+  return m ? m[1]!.replace(/\\"/g, '"') : line
+}

@@ -1,0 +1,39 @@
+/** `cvmfs-oci list` as a function, and its table for people. */
+import {stat} from 'node:fs/promises'
+
+import {formatBytes} from '../log.js'
+import {listImages, type ListedImage} from './list.js'
+import {searchRoots} from './roots.js'
+
+export interface Listing {
+  roots: {root: string; images: ListedImage[]}[]
+}
+
+export async function listCommand(options: {roots?: string[]; configPath?: string}): Promise<Listing> {
+  // With --root, only those; otherwise every configured root that exists.
+  const roots = options.roots?.length ? options.roots : searchRoots({env: process.env, configPath: options.configPath})
+  const listing: Listing = {roots: []}
+  for (const root of roots) {
+    const exists = await stat(root).then((s) => s.isDirectory(), () => false)
+    if (!exists && !options.roots?.length) continue
+    listing.roots.push({root, images: exists ? await listImages(root) : []})
+  }
+  return listing
+}
+
+export function formatListing(listing: Listing): string {
+  const lines: string[] = []
+  for (const {root, images} of listing.roots) {
+    lines.push(`${root}: ${images.length} image(s)`)
+    const rows = images.map((image) => [
+      image.reference,
+      image.configDigest ? image.configDigest.slice(7, 19) : '-',
+      image.size === undefined ? '-' : `${formatBytes(image.size)}${image.sizeKind === 'compressed' ? ' (compressed)' : ''}`,
+      image.date ? image.date.slice(0, 19).replace('T', ' ') : '-',
+    ])
+    const header = ['REFERENCE', 'IMAGE ID', 'SIZE', 'DATE']
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+    for (const row of [header, ...rows]) lines.push(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd())
+  }
+  return lines.join('\n')
+}

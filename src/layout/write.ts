@@ -1,0 +1,112 @@
+/**
+ * Writing the layout: atomic file and symlink replacement, the public link, DUCC's
+ * `.metadata/<name>/manifest.json`, our image record, the original manifest and
+ * config bytes, and the `.cvmfscatalog` markers. Readers (resolve, the hook, other
+ * clients of the repository) only ever see a complete old or a complete new state:
+ * every write goes to a temporary name in the same directory, then rename(2).
+ */
+import {lstat, mkdir, rename, rm, symlink, writeFile} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
+
+import {UserError} from '../errors.js'
+import {blobRel, CATALOG_MARKER, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from './paths.js'
+
+/** Temporary names start with this, so a reader or a clean-up can tell them apart. */
+export const TEMP_PREFIX = '.cvmfs-oci-tmp.'
+
+function tempName(path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${process.pid}.${Math.random().toString(36).slice(2, 10)}`)
+}
+
+/** Replace a file atomically. */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), {recursive: true})
+  const temp = tempName(path)
+  try {
+    await writeFile(temp, data, {mode, flag: 'wx'})
+    await rename(temp, path)
+  } catch (error) {
+    await rm(temp, {force: true})
+    throw error
+  }
+}
+
+/** Create or replace a symlink atomically. Refuses to replace a real directory. */
+export async function replaceSymlink(path: string, target: string): Promise<void> {
+  await mkdir(dirname(path), {recursive: true})
+  const existing = await lstat(path).catch(() => null)
+  if (existing && !existing.isSymbolicLink() && existing.isDirectory()) {
+    throw new UserError(`cannot publish the link ${path}: a directory is in the way`, {
+      code: 'E_LINK_IN_THE_WAY',
+      hint: 'Something other than cvmfs-oci (or DUCC) wrote there; move it away and publish again.',
+    })
+  }
+  const temp = tempName(path)
+  try {
+    await symlink(target, temp)
+    await rename(temp, path)
+  } catch (error) {
+    await rm(temp, {force: true})
+    throw error
+  }
+}
+
+/** Write `content` at `rel` unless a file is already there (content-addressed blobs never change). */
+async function writeOnce(root: string, rel: string, content: Buffer): Promise<void> {
+  const path = join(root, rel)
+  if (await lstat(path).then(() => true, () => false)) return
+  await writeFileAtomic(path, content)
+}
+
+/** Our record of one published name, next to DUCC's manifest.json. */
+export interface ImageRecord {
+  /** podman form, e.g. docker.io/library/ubuntu:22.04 */
+  reference: string
+  /** public link name, e.g. registry.hub.docker.com/library/ubuntu:22.04 */
+  name: string
+  manifestDigest: string
+  configDigest: string
+  mediaType?: string
+  /** os/arch[/variant] */
+  platform: string
+  /** bytes of file content in the flat root */
+  size: number
+  /** the image's own creation date (config.created) */
+  created?: string
+  /** when cvmfs-oci published it */
+  published: string
+  /** the source given to publish */
+  source: string
+  /** the index the manifest was chosen from, for multi-platform images */
+  indexDigest?: string
+}
+
+export interface ImageMetadata {
+  record: ImageRecord
+  manifestBytes: Buffer
+  configBytes: Buffer
+  indexBytes?: Buffer
+  /** DUCC's capitalised manifest.json. */
+  duccManifest: string
+}
+
+/**
+ * Write everything but the flat root for one image, the public link last: a
+ * reader that finds the link finds the metadata too.
+ */
+export async function writeImageMetadata(root: string, meta: ImageMetadata): Promise<void> {
+  const {record} = meta
+  await writeOnce(root, blobRel(record.configDigest), meta.configBytes)
+  await writeOnce(root, blobRel(record.manifestDigest), meta.manifestBytes)
+  if (meta.indexBytes && record.indexDigest) await writeOnce(root, blobRel(record.indexDigest), meta.indexBytes)
+  const dir = join(root, metadataDirRel(record.name))
+  await writeFileAtomic(join(dir, DUCC_MANIFEST), meta.duccManifest)
+  await writeFileAtomic(join(dir, IMAGE_RECORD), `${JSON.stringify(record, null, 2)}\n`)
+  await replaceSymlink(join(root, record.name), relativeLinkTarget(record.name, record.configDigest))
+}
+
+/** The `.cvmfscatalog` of `.flat/` (the flat root's own is written while staging). */
+export async function ensureCatalogMarkers(root: string): Promise<void> {
+  const marker = join(root, FLAT_DIR, CATALOG_MARKER)
+  if (!(await lstat(marker).then(() => true, () => false))) await writeFileAtomic(marker, '')
+}

@@ -1,0 +1,68 @@
+/**
+ * `cvmfs-oci publish` as a function: open the backend, publish each image in turn
+ * (one failing does not stop the others), and report.
+ */
+import {DirectoryBackend} from '../backends/directory.js'
+import {CvmfsOciError, toCvmfsOciError, UsageError} from '../errors.js'
+import {parseSource} from '../fetch/source.js'
+import type {RegistryOptions} from '../fetch/skopeo.js'
+import type {Logger} from '../log.js'
+import {hostPlatform, parsePlatform} from '../oci/platform.js'
+import {publishImage, type PublishResult} from './publish-image.js'
+
+export interface PublishCommandOptions {
+  images: string[]
+  root: string
+  platform?: string
+  name?: string
+  registry: RegistryOptions
+  tmpDir?: string
+  lockTimeoutMs: number
+  logger: Logger
+}
+
+export interface PublishSummary {
+  root: string
+  images: PublishResult[]
+  failed: {source: string; error: Record<string, unknown>}[]
+  /** The first failure (its exit code is the command's); absent on success. */
+  failure?: CvmfsOciError
+}
+
+export async function publishCommand(options: PublishCommandOptions): Promise<PublishSummary> {
+  const {logger} = options
+  if (options.name && options.images.length > 1) {
+    throw new UsageError('--name names one image, but several were given', {hint: 'Publish them one at a time.'})
+  }
+  const platform = options.platform ? parsePlatform(options.platform) : hostPlatform()
+  // Parse every argument first: a typo fails before anything is fetched.
+  const sources = options.images.map((image) => parseSource(image, options.name))
+  const backend = await DirectoryBackend.open(options.root, {logger, lockTimeoutMs: options.lockTimeoutMs})
+  const summary: PublishSummary = {root: backend.root, images: [], failed: []}
+  try {
+    for (const source of sources) {
+      try {
+        summary.images.push(
+          await publishImage(backend, source, {
+            platform,
+            explicitPlatform: options.platform !== undefined,
+            registry: options.registry,
+            logger,
+            tmpDir: options.tmpDir,
+          }),
+        )
+      } catch (error) {
+        const failure = toCvmfsOciError(error)
+        if (sources.length > 1) logger.error(`${source.input}: ${failure.display()}`)
+        summary.failed.push({source: source.input, error: failure.toJSON()})
+        summary.failure ??= failure
+      }
+    }
+  } finally {
+    await backend.close()
+  }
+  if (sources.length > 1 && summary.failed.length > 0) {
+    logger.error(`${summary.failed.length} of ${sources.length} image(s) failed: ${summary.failed.map((f) => f.source).join(', ')}`)
+  }
+  return summary
+}

@@ -1,0 +1,273 @@
+/**
+ * Publish one image: fetch (skopeo → a `dir:` layout in a temp dir), verify
+ * (schemas, digests, sizes, DiffIDs, platform), merge the layers into a staging
+ * directory inside the repository, rename it to `.flat/<hh>/<confighex>`, then
+ * write metadata and, last, the public link. An image whose flat root already
+ * exists costs no layer download; one whose link and record are already current
+ * costs no change of the repository at all.
+ */
+import {lstat, mkdir, readFile, readlink, rename, rm, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {dir as tempDir} from 'tmp-promise'
+
+import type {RepositoryBackend} from '../backends/backend.js'
+import {STAGING_DIR} from '../backends/directory.js'
+import {VerificationError} from '../errors.js'
+import type {ImageSource} from '../fetch/source.js'
+import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
+import {addMountPoints} from '../layout/mount-points.js'
+import {blobRel, CATALOG_MARKER, digestHex, flatRootRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
+import {ensureCatalogMarkers, writeImageMetadata, type ImageRecord} from '../layout/write.js'
+import {formatBytes, type Logger} from '../log.js'
+import {sha256Digest} from '../oci/digest.js'
+import {parseConfig, parseManifestOrIndex, type ImageConfig, type ImageManifest} from '../oci/documents.js'
+import {toDuccManifest} from '../oci/ducc-manifest.js'
+import {isForeignLayer} from '../oci/media-types.js'
+import {choosePlatform, formatPlatform, type PlatformSpec} from '../oci/platform.js'
+import {formatReference} from '../reference/reference.js'
+import {mergeLayers} from '../unpack/merge.js'
+import {checkPlatform, verifyConfigBlob, verifyDiffIds, verifyDigest} from './verify.js'
+
+export interface PublishOptions {
+  /** The platform to publish from an index; `explicit` when the user gave --platform. */
+  platform: PlatformSpec
+  explicitPlatform: boolean
+  registry: RegistryOptions
+  logger: Logger
+  /** Where downloads go (default: the system temp dir). */
+  tmpDir?: string
+  signal?: AbortSignal
+}
+
+export type PublishStatus = 'published' | 'linked' | 'unchanged'
+
+export interface PublishResult {
+  source: string
+  reference: string
+  name: string
+  status: PublishStatus
+  manifestDigest: string
+  configDigest: string
+  platform: string
+  /** Absolute path of the flat root. */
+  path: string
+  size: number
+  layers: number
+  /** Mount points added to the flat root (relative paths). */
+  added: string[]
+  seconds: number
+}
+
+/** The manifest of the instance to publish, and what we know about it. */
+interface Chosen {
+  manifestBytes?: Buffer
+  manifestDigest?: string
+  indexBytes?: Buffer
+  indexDigest?: string
+  /** What skopeo copies (a registry image pinned to the chosen instance, or the source). */
+  copyRef: string
+  /** The platform skopeo is told to pick. */
+  skopeoPlatform: PlatformSpec
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  )
+}
+
+async function readRecord(root: string, name: string): Promise<ImageRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(join(root, metadataDirRel(name), IMAGE_RECORD), 'utf8')) as ImageRecord
+  } catch {
+    return undefined
+  }
+}
+
+/** Top-level manifest → the instance to publish. */
+async function choose(source: ImageSource, options: PublishOptions): Promise<Chosen> {
+  const {logger} = options
+  const topBytes = await inspectRaw(source.skopeoRef, options.registry, logger)
+  const topDigest = sha256Digest(topBytes)
+  const pinned = source.registryRef?.digest
+  if (pinned) verifyDigest(topBytes, pinned, `manifest of ${source.input}`)
+  const top = parseManifestOrIndex(topBytes, `manifest of ${source.input}`)
+  if (top.kind === 'manifest') {
+    return {manifestBytes: topBytes, manifestDigest: topDigest, copyRef: source.skopeoRef, skopeoPlatform: options.platform}
+  }
+  const descriptor = choosePlatform(top.index, options.platform, source.input)
+  const skopeoPlatform = descriptor.platform
+    ? {os: descriptor.platform.os, architecture: descriptor.platform.architecture, variant: descriptor.platform.variant}
+    : options.platform
+  const chosen: Chosen = {manifestDigest: descriptor.digest, indexBytes: topBytes, indexDigest: topDigest, copyRef: source.skopeoRef, skopeoPlatform}
+  if (source.registryRef) {
+    // Pin the instance, so the manifest we checked is the one copied.
+    chosen.copyRef = `docker://${source.registryRef.registry}/${source.registryRef.repository}@${descriptor.digest}`
+    chosen.manifestBytes = await inspectRaw(chosen.copyRef, options.registry, logger)
+    verifyDigest(chosen.manifestBytes, descriptor.digest, `manifest of ${chosen.copyRef}`)
+  }
+  return chosen
+}
+
+export async function publishImage(backend: RepositoryBackend, source: ImageSource, options: PublishOptions): Promise<PublishResult> {
+  const started = Date.now()
+  const {logger} = options
+  const root = backend.root
+  logger.info(`${source.input}: fetching manifest (${formatPlatform(options.platform)})`)
+  const chosen = await choose(source, options)
+  const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
+  try {
+    let manifestBytes = chosen.manifestBytes
+    let configBytes: Buffer | undefined
+    let fetched = false
+    const fetchAll = async () => {
+      logger.info(`${source.input}: downloading`)
+      await copyToDir(chosen.copyRef, join(temp.path, 'image'), options.registry, chosen.skopeoPlatform, logger, options.signal)
+      fetched = true
+      const layout = await readDirLayout(join(temp.path, 'image'))
+      if (manifestBytes && !layout.manifest.equals(manifestBytes)) {
+        throw new VerificationError(`${source.input}: the manifest copied differs from the manifest inspected`, {code: 'E_MANIFEST_CHANGED', hint: 'The tag moved while publishing; try again.'})
+      }
+      if (chosen.manifestDigest) verifyDigest(layout.manifest, chosen.manifestDigest, `manifest of ${source.input}`)
+      manifestBytes = layout.manifest
+    }
+    if (!manifestBytes) await fetchAll()
+    const manifestDigest = sha256Digest(manifestBytes!)
+    const parsed = parseManifestOrIndex(manifestBytes!, `manifest of ${source.input}`)
+    if (parsed.kind !== 'manifest') {
+      throw new VerificationError(`${source.input}: the chosen instance ${manifestDigest} is itself an index`, {code: 'E_NESTED_INDEX'})
+    }
+    const manifest: ImageManifest = parsed.manifest
+    const configDigest = manifest.config.digest
+    const flatRel = flatRootRel(configDigest)
+    const flatAbs = join(root, flatRel)
+    const flatExists = await exists(flatAbs)
+
+    // Unchanged: the link already points at this root and the record names this manifest.
+    const record = await readRecord(root, source.name)
+    const linkTarget = await readlink(join(root, source.name)).catch(() => undefined)
+    if (flatExists && record?.manifestDigest === manifestDigest && linkTarget === relativeLinkTarget(source.name, configDigest)) {
+      logger.info(`${source.input}: unchanged (${configDigest.slice(0, 19)})`)
+      return result('unchanged', record.size, [])
+    }
+
+    // Config bytes: kept in the repository, or from the fetched layout, or asked for alone.
+    if (flatExists) {
+      configBytes = await readFile(join(root, blobRel(configDigest))).catch(() => undefined)
+      configBytes ??= await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
+    } else {
+      if (!fetched) await fetchAll()
+      configBytes = await readFile(join(temp.path, 'image', digestHex(configDigest))).catch(() => undefined)
+      if (!configBytes) throw new VerificationError(`${source.input}: config blob ${configDigest} is missing`, {code: 'E_MISSING_BLOB'})
+    }
+    verifyConfigBlob(configBytes, manifest, source.input)
+    const config: ImageConfig = parseConfig(configBytes, `config of ${source.input}`)
+    verifyDiffIds(manifest, config, source.input)
+    checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
+
+    const paths = [flatRel, source.name, metadataDirRel(source.name)]
+    let size = record?.configDigest === configDigest ? record.size : 0
+    let added: string[] = []
+    await backend.change(paths, async (writeRoot) => {
+      if (!flatExists) {
+        const stats = await unpack(writeRoot, temp.path, manifest, config, source.input, options)
+        size = stats.size
+        added = stats.added
+      }
+      const imageRecord: ImageRecord = {
+        reference: formatReference(source.reference),
+        name: source.name,
+        manifestDigest,
+        configDigest,
+        mediaType: manifest.mediaType,
+        platform: formatPlatform({os: config.os ?? 'linux', architecture: config.architecture ?? 'unknown', variant: config.variant}),
+        size,
+        created: config.created,
+        published: new Date().toISOString(),
+        source: source.input,
+        indexDigest: chosen.indexDigest,
+      }
+      await writeImageMetadata(writeRoot, {
+        record: imageRecord,
+        manifestBytes: manifestBytes!,
+        configBytes: configBytes!,
+        indexBytes: chosen.indexBytes,
+        duccManifest: toDuccManifest(manifest),
+      })
+    })
+    const status: PublishStatus = flatExists ? 'linked' : 'published'
+    logger.info(`${source.input}: ${status} as ${source.name} -> ${flatRel} (${formatBytes(size)}, ${((Date.now() - started) / 1000).toFixed(1)} s)`)
+    return result(status, size, added)
+
+    function result(status: PublishStatus, size: number, added: string[]): PublishResult {
+      return {
+        source: source.input,
+        reference: formatReference(source.reference),
+        name: source.name,
+        status,
+        manifestDigest,
+        configDigest,
+        platform: formatPlatform(options.platform),
+        path: flatAbs,
+        size,
+        layers: manifest.layers.length,
+        added,
+        seconds: (Date.now() - started) / 1000,
+      }
+    }
+  } finally {
+    await temp.cleanup()
+  }
+}
+
+/** Merge the layers into staging, finish the root, and rename it into place. */
+async function unpack(
+  root: string,
+  tempPath: string,
+  manifest: ImageManifest,
+  config: ImageConfig,
+  what: string,
+  options: PublishOptions,
+): Promise<{size: number; added: string[]}> {
+  const {logger} = options
+  const configDigest = manifest.config.digest
+  const staging = join(root, STAGING_DIR, `${digestHex(configDigest)}.${process.pid}`)
+  const diffIds = config.rootfs.diff_ids
+  const layers = manifest.layers
+    .map((layer, i) => ({layer, diffId: diffIds[i]!, index: i}))
+    .filter(({layer}) => {
+      if (!isForeignLayer(layer.mediaType)) return true
+      logger.warn(`${what}: skipping foreign layer ${layer.digest} (not distributable, as podman does)`)
+      return false
+    })
+  const total = layers.reduce((sum, {layer}) => sum + layer.size, 0)
+  let done = 0
+  await mkdir(staging, {recursive: true})
+  try {
+    logger.info(`${what}: unpacking ${layers.length} layer(s), ${formatBytes(total)}`)
+    const stats = await mergeLayers({
+      root: staging,
+      workDir: join(tempPath),
+      logger,
+      layers: layers.map(({layer, diffId, index}) => ({
+        blobPath: join(tempPath, 'image', digestHex(layer.digest)),
+        expect: {digest: layer.digest, size: layer.size, diffId, label: `${index + 1}/${manifest.layers.length} (${layer.digest.slice(0, 19)})`},
+      })),
+      onProgress: (index, bytes) => {
+        done += bytes
+        logger.progress(`${what}: layer ${index + 1}/${manifest.layers.length}  ${formatBytes(done)} / ${formatBytes(total)}`)
+      },
+    })
+    const added = await addMountPoints(staging)
+    await writeFile(join(staging, CATALOG_MARKER), '')
+    await ensureCatalogMarkers(root)
+    const flat = join(root, flatRootRel(configDigest))
+    await mkdir(join(flat, '..'), {recursive: true})
+    await rename(staging, flat)
+    return {size: stats.bytes, added}
+  } finally {
+    await rm(staging, {recursive: true, force: true})
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Open one layer blob as a verified tar stream: the compressed bytes are hashed and
+ * counted as they are read, decompressed (gzip, zstd where Node.js has it, or
+ * none — sniffed from the magic bytes, as containerd does, since archives made by
+ * some tools carry a gzip media type on a plain tar), and the tar bytes are hashed
+ * again. After the stream was drained to its end, `verify()` compares the blob
+ * digest and size with the manifest and the DiffID with the config.
+ */
+import {createHash, type Hash} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {open} from 'node:fs/promises'
+import {PassThrough, Transform, type Readable} from 'node:stream'
+import * as zlib from 'node:zlib'
+
+import {UserError, VerificationError} from '../errors.js'
+
+export type Compression = 'gzip' | 'zstd' | 'none'
+
+/** Identify a compression format from the first bytes of a blob. */
+export function sniffCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd'
+  return 'none'
+}
+
+/** A stream that hashes and counts what flows through it. */
+class HashTap extends Transform {
+  readonly hash: Hash = createHash('sha256')
+  bytes = 0
+  constructor(private readonly onBytes?: (n: number) => void) {
+    super()
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null, data?: Buffer) => void): void {
+    this.hash.update(chunk)
+    this.bytes += chunk.length
+    this.onBytes?.(chunk.length)
+    done(null, chunk)
+  }
+}
+
+export interface LayerExpectation {
+  /** Compressed digest and size from the manifest. */
+  digest: string
+  size: number
+  /** rootfs.diff_ids entry from the config. */
+  diffId: string
+  /** Short name for messages, e.g. "2/5 (sha256:ab12…)". */
+  label: string
+}
+
+export interface OpenedLayer {
+  compression: Compression
+  /** The stages to pipe, in order: blob → … → tar bytes. */
+  stages: [Readable, ...Transform[]]
+  /** Throws VerificationError unless digest, size and DiffID all match. */
+  verify(): void
+  /** Uncompressed bytes seen so far. */
+  tarBytes(): number
+}
+
+/** zstd needs Node.js ≥ 22.15 (zlib.createZstdDecompress). */
+function zstdDecompressor(label: string): Transform {
+  const create = (zlib as unknown as {createZstdDecompress?: () => Transform}).createZstdDecompress
+  if (typeof create !== 'function') {
+    throw new UserError(`layer ${label} is zstd-compressed, and this Node.js (${process.version}) cannot decompress zstd`, {
+      code: 'E_ZSTD_UNSUPPORTED',
+      hint: 'Run cvmfs-oci with Node.js >= 22.15, or convert the image to gzip first: skopeo copy --dest-compress-format gzip SRC DEST',
+    })
+  }
+  return create()
+}
+
+export async function openLayer(
+  blobPath: string,
+  expect: LayerExpectation,
+  onCompressedBytes?: (n: number) => void,
+): Promise<OpenedLayer> {
+  const head = Buffer.alloc(4)
+  const handle = await open(blobPath, 'r')
+  let headBytes: number
+  try {
+    ;({bytesRead: headBytes} = await handle.read(head, 0, 4, 0))
+  } finally {
+    await handle.close()
+  }
+  const compression = sniffCompression(head.subarray(0, headBytes))
+  const source = createReadStream(blobPath, {highWaterMark: 1 << 20})
+  const compressedTap = new HashTap(onCompressedBytes)
+  const decompress: Transform =
+    compression === 'gzip'
+      ? zlib.createGunzip({chunkSize: 1 << 17})
+      : compression === 'zstd'
+        ? zstdDecompressor(expect.label)
+        : new PassThrough()
+  const tarTap = new HashTap()
+  return {
+    compression,
+    stages: [source, compressedTap, decompress, tarTap],
+    tarBytes: () => tarTap.bytes,
+    verify() {
+      const digest = `sha256:${compressedTap.hash.digest('hex')}`
+      if (compressedTap.bytes !== expect.size) {
+        throw new VerificationError(
+          `layer ${expect.label}: size mismatch: got ${compressedTap.bytes} bytes, the manifest says ${expect.size}`,
+          {code: 'E_SIZE_MISMATCH', hint: 'The blob is truncated or was replaced; the registry or the archive is corrupt.'},
+        )
+      }
+      if (digest !== expect.digest) {
+        throw new VerificationError(`layer ${expect.label}: digest mismatch: got ${digest} expected ${expect.digest}`, {
+          code: 'E_DIGEST_MISMATCH',
+          hint: 'The blob does not match the manifest; the registry or the archive is corrupt or was tampered with.',
+        })
+      }
+      const diffId = `sha256:${tarTap.hash.digest('hex')}`
+      if (diffId !== expect.diffId) {
+        throw new VerificationError(`layer ${expect.label}: diffid mismatch: got ${diffId} expected ${expect.diffId}`, {
+          code: 'E_DIFFID_MISMATCH',
+          hint: "The uncompressed layer does not match the config's rootfs.diff_ids; the image is inconsistent.",
+        })
+      }
+    },
+  }
+}

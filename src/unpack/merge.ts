@@ -1,0 +1,87 @@
+/**
+ * Merge an image's layers, bottom to top, into one root directory (the flat root),
+ * verifying each layer's digest, size and DiffID as it streams. The target is a
+ * staging directory: nothing here is visible to readers until the caller renames it.
+ */
+import {chmod, lchown, lutimes} from 'node:fs/promises'
+import {pipeline} from 'node:stream/promises'
+
+import type {Logger} from '../log.js'
+import {LayerApplier, MergeState, type TarEntry} from './apply-entry.js'
+import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
+import {createTarExtract} from './tar-reader.js'
+import {applyXattrs} from './xattrs.js'
+
+export interface LayerInput {
+  blobPath: string
+  expect: LayerExpectation
+}
+
+export interface MergeOptions {
+  /** An existing, empty directory: the flat root being built. */
+  root: string
+  /** A private directory for scratch files. */
+  workDir: string
+  layers: LayerInput[]
+  logger: Logger
+  /** Keep ownership, create device nodes, set security.* attributes (default: running as root). */
+  isRoot?: boolean
+  /** Called as compressed bytes of layer `index` are read. */
+  onProgress?: (index: number, bytes: number) => void
+}
+
+export interface MergeStats {
+  entries: number
+  files: number
+  /** Bytes of regular-file content written. */
+  bytes: number
+  /** Uncompressed tar bytes read. */
+  tarBytes: number
+  compressions: Compression[]
+  /** Device nodes and FIFOs not created (not running as root). */
+  skipped: string[]
+}
+
+export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
+  const isRoot = options.isRoot ?? process.getuid?.() === 0
+  const state = new MergeState(options.root, isRoot, options.logger)
+  const compressions: Compression[] = []
+  let tarBytes = 0
+  for (const [index, input] of options.layers.entries()) {
+    const layer = await openLayer(input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
+    compressions.push(layer.compression)
+    const extract = createTarExtract()
+    const piping = pipeline([...layer.stages, extract as unknown as NodeJS.WritableStream])
+    // Whichever side fails first decides the error; the other side's rejection is expected.
+    piping.catch(() => {})
+    const applier = new LayerApplier(state, input.expect.label)
+    try {
+      for await (const entry of extract) await applier.apply(entry as unknown as TarEntry)
+      await piping
+    } catch (error) {
+      for (const stage of layer.stages) stage.destroy()
+      extract.destroy()
+      throw error
+    }
+    layer.verify()
+    tarBytes += layer.tarBytes()
+  }
+  await finishDirectories(state)
+  await applyXattrs(state.xattrs, options.workDir, options.logger)
+  if (state.skipped.length > 0) {
+    const shown = state.skipped.slice(0, 20).join(', ')
+    const more = state.skipped.length > 20 ? ` and ${state.skipped.length - 20} more` : ''
+    options.logger.warn(`not running as root: device nodes and FIFOs were skipped: ${shown}${more}`)
+  }
+  return {entries: state.entries, files: state.files, bytes: state.bytes, tarBytes, compressions, skipped: state.skipped}
+}
+
+/** Directory ownership, modes and mtimes, deepest first, after all children exist. */
+async function finishDirectories(state: MergeState): Promise<void> {
+  const dirs = [...state.dirs].sort((a, b) => b[0].length - a[0].length)
+  for (const [path, meta] of dirs) {
+    if (state.isRoot) await lchown(path, meta.uid, meta.gid)
+    await chmod(path, meta.mode)
+    await lutimes(path, meta.mtime, meta.mtime)
+  }
+}
