@@ -37,13 +37,11 @@ for (const {file, schema} of schemas) {
 console.error(`compiled ${schemas.length} schema(s) into src/generated/`)
 
 // ajv's standalone ESM output still calls require() for its small runtime helpers
-// (e.g. ucs2length for minLength); turn those into static ESM imports.
+// (e.g. ucs2length for minLength). Give the module a require of its own: static
+// default imports of those CommonJS files are interpreted differently by Node and
+// by bundlers/vitest (module.exports vs its `default`), require() is the same everywhere.
 function esmRuntimeImports(code) {
-  const imports = new Map()
-  const body = code.replace(/require\("(ajv\/dist\/runtime\/[\w-]+)"\)/g, (_, mod) => {
-    if (!imports.has(mod)) imports.set(mod, `__ajvRuntime${imports.size}`)
-    return imports.get(mod)
-  })
-  const lines = [...imports].map(([mod, id]) => `import ${id} from "${mod}.js";`)
-  return `${lines.join('\n')}\n${body.replace(/^"use strict";/, '')}`
+  if (!code.includes('require(')) return code
+  const preamble = 'import {createRequire} from "node:module";\nconst require = createRequire(import.meta.url);\n'
+  return `${preamble}${code.replace(/^"use strict";/, '')}`
 }

@@ -1,0 +1,211 @@
+/**
+ * What a repository holds: every image named under `.metadata/`, with what DUCC's
+ * manifest.json and our own record say about it. Also the two readers of those files,
+ * which `resolve` uses to match digests.
+ *
+ * Listing walks `.metadata` (it is not on a hot path); resolving never does.
+ */
+import {lstat, readdir, readFile, realpath} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {NotFoundError} from '../errors.js'
+import {DUCC_MANIFEST, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR} from './paths.js'
+import {formatReference, parseLayoutName} from '../reference/reference.js'
+import {isMissing, resolvePublicLink} from './link.js'
+
+export interface ListedImage {
+  /** Link name relative to the repository root, e.g. `registry.hub.docker.com/library/ubuntu:22.04`. */
+  name: string
+  /** podman form, e.g. `docker.io/library/ubuntu:22.04`. */
+  reference: string
+  configDigest?: string
+  manifestDigest?: string
+  /** Bytes: from our record (unpacked), else the sum of layer sizes in manifest.json (compressed). */
+  size?: number
+  sizeKind?: 'unpacked' | 'compressed'
+  /** ISO date: the record's `published`, else the link's mtime. */
+  date?: string
+  platform?: string
+  /** Real path of the flat root, if the link resolves. */
+  path?: string
+}
+
+/** Our per-image record, `.metadata/<name>/cvmfs-oci.json` (fields we read; all optional). */
+export interface ImageRecord {
+  reference?: string
+  name?: string
+  manifestDigest?: string
+  configDigest?: string
+  platform?: string
+  size?: number
+  created?: string
+  published?: string
+  source?: string
+}
+
+/** DUCC's manifest.json, whichever key spelling it was written with. */
+export interface DuccManifest {
+  schemaVersion?: number
+  mediaType?: string
+  configDigest?: string
+  layers: {mediaType?: string; size?: number; digest?: string}[]
+}
+
+/** Directories of `.metadata` that are not image names. */
+const SKIP = new Set(['.blobs', MULTIARCH_DIR])
+/** Parallel reads while listing: enough to hide CVMFS latency, few enough for the fd limit. */
+const CONCURRENCY = 16
+
+/**
+ * List the images of one repository root, sorted by name.
+ *
+ * @throws NotFoundError `E_ROOT_NOT_FOUND` when the root does not exist.
+ */
+export async function listImages(root: string, options: {env?: NodeJS.ProcessEnv} = {}): Promise<ListedImage[]> {
+  let realRoot: string
+  try {
+    realRoot = await realpath(root)
+  } catch (error) {
+    if (!isMissing(error)) throw error
+    throw new NotFoundError(`repository root ${root} does not exist`, {code: 'E_ROOT_NOT_FOUND', cause: error})
+  }
+  const names: string[] = []
+  await collectNames(join(realRoot, METADATA_DIR), '', names)
+  names.sort()
+  return mapLimit(names, CONCURRENCY, (name) => describe(realRoot, name, options.env ?? process.env))
+}
+
+/** Read our record in an image's metadata directory; `undefined` if absent or unreadable as JSON. */
+export async function readImageRecord(metadataDir: string): Promise<ImageRecord | undefined> {
+  const json = await readJson(join(metadataDir, IMAGE_RECORD))
+  if (!isObject(json)) return undefined
+  const record: ImageRecord = {}
+  for (const key of ['reference', 'name', 'manifestDigest', 'configDigest', 'platform', 'created', 'published', 'source'] as const) {
+    if (typeof json[key] === 'string') record[key] = json[key]
+  }
+  if (typeof json.size === 'number' && Number.isFinite(json.size)) record.size = json.size
+  return record
+}
+
+/** Read DUCC's manifest.json in an image's metadata directory; `undefined` if absent or malformed. */
+export async function readDuccManifest(metadataDir: string): Promise<DuccManifest | undefined> {
+  return normaliseDuccManifest(await readJson(join(metadataDir, DUCC_MANIFEST)))
+}
+
+/**
+ * Accept both Go's capitalised keys (`Config.Digest`, `Layers[].Size`), which DUCC
+ * writes, and the lower-case OCI/Docker keys.
+ */
+export function normaliseDuccManifest(json: unknown): DuccManifest | undefined {
+  if (!isObject(json)) return undefined
+  const config = pick(json, 'config')
+  const layers = pick(json, 'layers')
+  const manifest: DuccManifest = {layers: []}
+  const schemaVersion = pick(json, 'schemaVersion')
+  const mediaType = pick(json, 'mediaType')
+  const configDigest = isObject(config) ? pick(config, 'digest') : undefined
+  if (typeof schemaVersion === 'number') manifest.schemaVersion = schemaVersion
+  if (typeof mediaType === 'string') manifest.mediaType = mediaType
+  if (typeof configDigest === 'string') manifest.configDigest = configDigest
+  if (Array.isArray(layers)) {
+    for (const layer of layers) {
+      if (!isObject(layer)) continue
+      const entry: DuccManifest['layers'][number] = {}
+      const [lMediaType, size, digest] = [pick(layer, 'mediaType'), pick(layer, 'size'), pick(layer, 'digest')]
+      if (typeof lMediaType === 'string') entry.mediaType = lMediaType
+      if (typeof size === 'number') entry.size = size
+      if (typeof digest === 'string') entry.digest = digest
+      manifest.layers.push(entry)
+    }
+  }
+  return manifest
+}
+
+/** Every directory below `.metadata` holding a manifest.json is an image name. */
+async function collectNames(dir: string, rel: string, out: string[]): Promise<void> {
+  let entries
+  try {
+    entries = await readdir(dir, {withFileTypes: true})
+  } catch (error) {
+    if (isMissing(error)) return
+    throw error
+  }
+  if (rel !== '' && entries.some((e) => e.name === DUCC_MANIFEST && !e.isDirectory())) {
+    out.push(rel)
+    return
+  }
+  const subdirs = entries.filter((e) => e.isDirectory() && !(rel === '' && SKIP.has(e.name)))
+  await Promise.all(subdirs.map((e) => collectNames(join(dir, e.name), rel === '' ? e.name : `${rel}/${e.name}`, out)))
+}
+
+async function describe(root: string, name: string, env: NodeJS.ProcessEnv): Promise<ListedImage> {
+  const metadataDir = join(root, METADATA_DIR, name)
+  const [record, manifest, path, linkInfo] = await Promise.all([
+    readImageRecord(metadataDir),
+    readDuccManifest(metadataDir),
+    resolvePublicLink(root, name, {env}).catch(() => undefined),
+    lstat(join(root, name)).catch(() => undefined),
+  ])
+  const image: ListedImage = {name, reference: referenceOf(name, record)}
+  const configDigest = record?.configDigest ?? manifest?.configDigest
+  if (configDigest) image.configDigest = configDigest
+  if (record?.manifestDigest) image.manifestDigest = record.manifestDigest
+  if (record?.size !== undefined) {
+    image.size = record.size
+    image.sizeKind = 'unpacked'
+  } else if (manifest && manifest.layers.length > 0 && manifest.layers.every((l) => l.size !== undefined)) {
+    image.size = manifest.layers.reduce((sum, l) => sum + l.size!, 0)
+    image.sizeKind = 'compressed'
+  }
+  const date = record?.published ?? linkInfo?.mtime.toISOString()
+  if (date) image.date = date
+  if (record?.platform) image.platform = record.platform
+  if (path) image.path = path
+  return image
+}
+
+/** podman form of a link name; names DUCC accepted but we cannot parse are shown as they are. */
+function referenceOf(name: string, record: ImageRecord | undefined): string {
+  try {
+    return formatReference(parseLayoutName(name))
+  } catch {
+    return record?.reference ?? name
+  }
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    if (isMissing(error)) return undefined
+    throw error
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+/** A key in either spelling: `config` or Go's `Config`. */
+function pick(object: Record<string, unknown>, key: string): unknown {
+  return object[key] ?? object[key[0]!.toUpperCase() + key.slice(1)]
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
+  return results
+}

@@ -1,0 +1,211 @@
+/**
+ * Find the flat root of a published image: what `podman run --rootfs $(cvmfs-oci resolve
+ * IMAGE)` runs. This runs before every container start, so it only looks where the name
+ * says (a handful of lstat/readlink calls) and never scans a repository; only a digest
+ * reference without its own link costs one readdir and one small read per tag.
+ */
+import {readdir, realpath} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {NotFoundError} from '../errors.js'
+import {METADATA_DIR, multiarchLinkRel} from './paths.js'
+import {formatReference, type ImageReference, layoutName, layoutRegistries, parseReference} from '../reference/reference.js'
+import {isMissing, resolvePublicLink} from './link.js'
+import {readDuccManifest, readImageRecord} from './list.js'
+
+export interface ResolveOptions {
+  /** Repository roots to search, in order (see searchRoots). */
+  roots: string[]
+  /** Variables for variant symlinks and CVMFS_ARCH; default `process.env`. */
+  env?: NodeJS.ProcessEnv
+  /**
+   * OCI architecture, variant included (`amd64`, `arm64:v8`, `arm:v7`); `linux/arm64/v8`
+   * is accepted too. Default: CVMFS_ARCH, else the host's.
+   */
+  arch?: string
+}
+
+export interface Resolved {
+  /** Real path of the flat root. */
+  path: string
+  /** The root (as given) it was found in. */
+  root: string
+  /** The link name that matched, relative to the root. */
+  name: string
+}
+
+/** How many existing tags a not-found message shows per root. */
+const MAX_TAGS_SHOWN = 30
+
+/** Node's process.arch to the OCI architecture name. */
+const HOST_ARCH: Record<string, string> = {x64: 'amd64', arm64: 'arm64', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', arm: 'arm', riscv64: 'riscv64', loong64: 'loong64', mips: 'mips', mipsel: 'mipsle'}
+
+/** OCI architecture of this host. */
+export function hostArch(): string {
+  return HOST_ARCH[process.arch] ?? process.arch
+}
+
+/**
+ * Resolve a reference to the real path of its flat root, searching `options.roots` in
+ * order: the public link under each registry directory name, then `.multiarch/<arch>/`.
+ * A digest reference is found by its `:sha256:<hex>` link or by the digests our records
+ * hold for that repository's tags.
+ *
+ * @throws UsageError `E_BAD_REFERENCE` for a malformed reference.
+ * @throws NotFoundError `E_IMAGE_NOT_FOUND` naming the roots searched and the tags that do
+ *   exist; `E_DANGLING_LINK`, `E_LINK_LOOP` or `E_NOT_A_DIRECTORY` for a broken link (when
+ *   no other root has the image).
+ */
+export async function resolveImage(reference: string | ImageReference, options: ResolveOptions): Promise<Resolved> {
+  const ref = typeof reference === 'string' ? parseReference(reference) : reference
+  const env = options.env ?? process.env
+  const arch = normaliseArch(options.arch ?? env.CVMFS_ARCH ?? hostArch())
+  const search = new Search(ref, options.arch === undefined ? env : {...env, CVMFS_ARCH: arch}, archDirs(arch))
+
+  for (const root of options.roots) {
+    let realRoot: string
+    try {
+      realRoot = await realpath(root)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (!isMissing(error) && code !== 'EACCES') throw error
+      search.missing.set(root, code === 'EACCES' ? 'permission denied' : 'missing')
+      continue
+    }
+    for (const registry of layoutRegistries(ref)) {
+      const found = ref.digest === undefined
+        ? await search.tryName(realRoot, layoutName(ref, registry))
+        : await search.byDigest(realRoot, registry, ref.digest)
+      if (found) return {...found, root}
+    }
+  }
+  // A broken link says more than "not found" about why the image does not resolve.
+  if (search.broken.length > 0) throw search.broken[0]!
+  throw await search.notFound(typeof reference === 'string' ? reference : formatReference(ref), options.roots)
+}
+
+/** One resolution: the candidates tried, and what was seen on the way for the message. */
+class Search {
+  /** Roots skipped, and why. */
+  readonly missing = new Map<string, string>()
+  readonly broken: Error[] = []
+  /** One readdir per root and registry directory, shared by digest matching and messages. */
+  private readonly listings = new Map<string, string[]>()
+
+  constructor(
+    private readonly ref: ImageReference,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly arches: string[],
+  ) {}
+
+  /** The public link `name`, then its `.multiarch/<arch>/` siblings. */
+  async tryName(realRoot: string, name: string): Promise<{path: string; name: string} | undefined> {
+    for (const candidate of [name, ...this.arches.map((arch) => multiarchLinkRel(arch, name))]) {
+      try {
+        const path = await resolvePublicLink(realRoot, candidate, {env: this.env})
+        if (path !== undefined) return {path, name: candidate}
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error
+        // Keep looking (the .multiarch link or another root may work); report it if none does.
+        this.broken.push(error)
+      }
+    }
+    return undefined
+  }
+
+  /** `<repo>:sha256:<hex>`, else the tag whose record (or manifest) carries that digest. */
+  async byDigest(realRoot: string, registry: string, digest: string): Promise<{path: string; name: string} | undefined> {
+    const {repository} = this.ref
+    const direct = await this.tryName(realRoot, `${registry}/${repository}:${digest}`)
+    if (direct) return direct
+
+    const prefix = repository.includes('/') ? repository.slice(0, repository.lastIndexOf('/') + 1) : ''
+    const entries = await this.tags(realRoot, registry)
+    const matches = await Promise.all(entries.map(async (entry) => {
+      if (entry.includes(':sha256:')) return false
+      const metadataDir = join(realRoot, METADATA_DIR, registry, prefix + entry)
+      const record = await readImageRecord(metadataDir).catch(() => undefined)
+      if (record) return record.manifestDigest === digest || record.configDigest === digest
+      // Images DUCC published have no record; their config digest is still comparable.
+      const manifest = await readDuccManifest(metadataDir).catch(() => undefined)
+      return manifest?.configDigest === digest
+    }))
+    for (const [i, entry] of entries.entries()) {
+      if (!matches[i]) continue
+      const found = await this.tryName(realRoot, `${registry}/${prefix}${entry}`)
+      if (found) return found
+    }
+    return undefined
+  }
+
+  /** Entries `<basename>:<tag>` of the directory holding this repository's links, sorted. */
+  async tags(realRoot: string, registry: string): Promise<string[]> {
+    const key = `${realRoot}\0${registry}`
+    let entries = this.listings.get(key)
+    if (entries === undefined) {
+      const {repository} = this.ref
+      const slash = repository.lastIndexOf('/')
+      const dir = join(realRoot, registry, slash < 0 ? '' : repository.slice(0, slash))
+      const start = `${repository.slice(slash + 1)}:`
+      try {
+        entries = (await readdir(dir)).filter((e) => e.startsWith(start)).sort()
+      } catch (error) {
+        if (!isMissing(error)) throw error
+        entries = []
+      }
+      this.listings.set(key, entries)
+    }
+    return entries
+  }
+
+  /** The message for an image no root has: roots searched, and the tags that do exist. */
+  async notFound(input: string, roots: string[]): Promise<NotFoundError> {
+    const canonical = formatReference(this.ref)
+    const lines = [`image ${JSON.stringify(input)}${input === canonical ? '' : ` (${canonical})`} is not published in any searched repository`]
+    lines.push(roots.length === 0 ? 'searched: no repository roots were given' : `searched: ${roots.map((r) => (this.missing.has(r) ? `${r} (${this.missing.get(r)})` : r)).join(', ')}`)
+    const basename = this.ref.repository.slice(this.ref.repository.lastIndexOf('/') + 1)
+    const existing: string[] = []
+    for (const root of roots) {
+      if (this.missing.has(root)) continue
+      const realRoot = await realpath(root).catch(() => undefined)
+      if (realRoot === undefined) continue
+      for (const registry of layoutRegistries(this.ref)) {
+        const tags = (await this.tags(realRoot, registry)).map((e) => e.slice(basename.length + 1))
+        if (tags.length === 0) continue
+        const shown = tags.slice(0, MAX_TAGS_SHOWN).map((t) => (t.startsWith('sha256:') ? `@${t}` : t))
+        const more = tags.length > MAX_TAGS_SHOWN ? ` and ${tags.length - MAX_TAGS_SHOWN} more` : ''
+        existing.push(`  ${join(root, registry, this.ref.repository)}: ${shown.join(', ')}${more}`)
+      }
+    }
+    if (existing.length > 0) {
+      lines.push(`tags of ${this.ref.registry}/${this.ref.repository} that exist:`, ...existing)
+      // A digest is matched against our records; DUCC-published tags have none for manifests.
+      if (this.ref.digest) lines.push(`none of them is recorded with manifest or config digest ${this.ref.digest}`)
+    } else {
+      lines.push(`no tag of ${this.ref.registry}/${this.ref.repository} exists in these roots`)
+    }
+    return new NotFoundError(lines.join('\n'), {
+      code: 'E_IMAGE_NOT_FOUND',
+      hint: existing.length > 0
+        ? 'Use one of the existing tags, or publish this one first.'
+        : 'Publish the image first, or search the repository that holds it with --root or CVMFS_OCI_ROOTS.',
+    })
+  }
+}
+
+/** `linux/arm64/v8` or `arm64/v8` to the directory form `arm64:v8`. */
+function normaliseArch(arch: string): string {
+  return arch.replace(/^linux\//, '').replace('/', ':')
+}
+
+/**
+ * `.multiarch` directory names to try for an architecture: as given, then without its
+ * variant; a bare name also tries OCI's default variant (arm64 is v8, arm is v7).
+ */
+function archDirs(arch: string): string[] {
+  const bare = arch.split(':')[0]!
+  const implied: Record<string, string> = {arm64: 'arm64:v8', arm: 'arm:v7'}
+  const dirs = [arch, bare]
+  if (arch === bare && implied[bare]) dirs.push(implied[bare])
+  return [...new Set(dirs.filter((d) => d !== ''))]
+}

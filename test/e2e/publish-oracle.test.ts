@@ -1,0 +1,70 @@
+/**
+ * The oracle: for tricky images, the flat root `publish` writes equals the rootfs
+ * that umoci (an independent unpacker) makes of the same image — content, type,
+ * mode, owner, link targets, hardlinks, xattrs, mtimes of non-directories — apart
+ * from the mount points the publisher adds.
+ */
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {cliOk} from '../helpers/cli.js'
+import {writeOciLayout} from '../helpers/oci-layout.js'
+import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {requireTools} from '../helpers/tools.js'
+import {diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
+import {LONG_NAME, NON_ASCII, trickyImage} from './tricky-images.js'
+
+describe('publish equals umoci unpack', () => {
+  let work: string
+  beforeAll(async () => {
+    requireTools('skopeo', 'umoci', 'getfattr', 'setfattr')
+    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-oracle-'))
+  })
+  afterAll(async () => {
+    await rm(work, {recursive: true, force: true})
+  })
+
+  it('merges whiteouts, opaque dirs, hardlinks, type changes, special bits, xattrs and odd names as umoci does', async () => {
+    const layout = join(work, 'layout')
+    const [written] = await writeOciLayout(layout, [{tag: 'tricky', image: trickyImage()}])
+    const ref = await pushLayout(layout, 'tricky', registryAddress(), 'oracle/tricky:1')
+    const repo = join(work, 'repo')
+    const out = JSON.parse(await cliOk(['publish', '--root', repo, '--tls-verify=false', '--json', ref]))
+    const published = out.images[0]
+    expect(published.status).toBe('published')
+    expect(published.configDigest).toBe(written!.configDigest)
+
+    const added = new Set<string>(published.added)
+    const ours = await snapshotTree(published.path, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
+    const theirs = await snapshotTree(await umociUnpack(layout, 'tricky', join(work, 'bundle')))
+    // Directory mtimes differ legitimately (adding mount points touches their parents).
+    for (const tree of [ours, theirs]) for (const info of tree.values()) if (info.type === 'dir') delete info.mtimeMs
+
+    expect(diffTrees(theirs, ours)).toEqual([])
+
+    // The oracle only proves equality; these prove the cases are really in the image.
+    expect(ours.get('etc/keep')?.sha256).toBeDefined()
+    expect(ours.has('etc/gone')).toBe(false)
+    expect(ours.has('opq/a') || ours.has('opq/sub')).toBe(false)
+    expect(ours.get('opq/new')?.type).toBe('file')
+    expect(ours.get('usr/bin/tool-link')?.hardlink).toBe(ours.get('usr/bin/tool')?.hardlink)
+    expect(ours.get('bin2/c')?.hardlink).toBe(ours.get('usr/bin/tool')?.hardlink)
+    expect(ours.get('d2f')?.type).toBe('file')
+    expect(ours.get('f2d')?.type).toBe('dir')
+    expect(ours.has('srv')).toBe(false)
+    expect(ours.has('usr/bin/su')).toBe(false)
+    expect(ours.get('usr/bin/wall')?.mode).toBe(0o2755)
+    expect(ours.get('tmp')?.mode).toBe(0o1777)
+    expect(ours.get('caps/ping')?.xattrs['security.capability']).toMatch(/^0[01]000002/)
+    expect(ours.get('etc/noted')?.xattrs['user.note']).toBe(Buffer.from('hello').toString('hex'))
+    expect(ours.get('etc/keep')?.xattrs['user.lost']).toBeUndefined()
+    expect(ours.get(LONG_NAME)?.type).toBe('file')
+    expect(ours.get(NON_ASCII)?.type).toBe('file')
+    expect(ours.get('home/user/secret')).toMatchObject({uid: 1000, gid: 1000, mode: 0o600})
+    expect(ours.get('dev/null')).toMatchObject({type: 'char', rdev: '1:3'})
+    expect(ours.get('run/pipe')?.type).toBe('fifo')
+  })
+})
