@@ -8,7 +8,7 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {ExternalError, NotFoundError, UserError} from '../errors.js'
+import {ExternalError, NotFoundError, UserError, VerificationError} from '../errors.js'
 import {run} from '../exec.js'
 import type {Logger} from '../log.js'
 import type {PlatformSpec} from '../oci/platform.js'
@@ -92,6 +92,13 @@ export function explain(error: unknown, ref: string): unknown {
   if (!(error instanceof ExternalError) || error.code === 'E_MISSING_PROGRAM') return error
   const text = error.stderrTail
   const cause = error
+  if (/digest did not match|size mismatch|unexpected blob size/i.test(text)) {
+    return new VerificationError(`${ref}: a blob does not match its digest: ${lastMessage(text)}`, {
+      code: 'E_DIGEST_MISMATCH',
+      hint: 'The registry or archive is corrupt or was tampered with; nothing was published.',
+      cause,
+    })
+  }
   if (/manifest unknown|name unknown|not found|no such file or directory|does not exist|no image found/i.test(text)) {
     return new NotFoundError(`image ${ref} was not found: ${lastMessage(text)}`, {
       code: 'E_SOURCE_NOT_FOUND',
