@@ -4,7 +4,7 @@
  * means). Atomicity comes from the layout writer (staging + rename); this backend
  * holds the repository lock and clears staging left by killed runs.
  */
-import {mkdir, readdir, rm, stat} from 'node:fs/promises'
+import {mkdir, readdir, rm, rmdir, stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
 import {UserError} from '../errors.js'
@@ -56,6 +56,9 @@ export class DirectoryBackend implements RepositoryBackend {
   }
 
   async close(): Promise<void> {
+    // Leave no trace of our bookkeeping: a repository after a run holds only the layout.
+    await rmdir(join(this.root, STAGING_DIR)).catch(() => {})
     await this.lock.release()
+    await rmdir(join(this.root, WORK_DIR)).catch(() => {})
   }
 }

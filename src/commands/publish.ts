@@ -46,13 +46,12 @@ IMAGE is anything skopeo copies from: a registry reference (bare, or docker://),
       lockTimeoutMs: flags['lock-timeout'] * 1000,
       logger,
     })
-    if (summary.failure) {
-      if (this.jsonEnabled()) {
-        this.logJson(summary)
-        this.exit(summary.failure.exitCode)
-      }
-      this.error(summary.failure.display(), {exit: summary.failure.exitCode, code: summary.failure.code})
+    const {failure, ...result} = summary
+    if (failure) {
+      // With --json the summary (which names every failure) is the output; without, the error.
+      if (!this.jsonEnabled()) this.error(failure.display(), {exit: failure.exitCode, code: failure.code})
+      process.exitCode = failure.exitCode
     }
-    return summary
+    return result
   }
 }

@@ -4,6 +4,7 @@
  */
 import {DirectoryBackend} from '../backends/directory.js'
 import {CvmfsOciError, toCvmfsOciError, UsageError} from '../errors.js'
+import {archiveRepoTags} from '../fetch/docker-archive.js'
 import {parseSource} from '../fetch/source.js'
 import type {RegistryOptions} from '../fetch/skopeo.js'
 import type {Logger} from '../log.js'
@@ -29,6 +30,16 @@ export interface PublishSummary {
   failure?: CvmfsOciError
 }
 
+/** parseSource, with the name a docker-archive was saved under when none was given. */
+async function sourceWithName(image: string, name?: string) {
+  const archive = /^docker-archive:([^:]+)$/.exec(image)
+  if (archive && !name) {
+    const tags = await archiveRepoTags(archive[1]!).catch(() => [] as string[])
+    if (tags.length === 1) return parseSource(image, tags[0])
+  }
+  return parseSource(image, name)
+}
+
 export async function publishCommand(options: PublishCommandOptions): Promise<PublishSummary> {
   const {logger} = options
   if (options.name && options.images.length > 1) {
@@ -36,7 +47,7 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
   }
   const platform = options.platform ? parsePlatform(options.platform) : hostPlatform()
   // Parse every argument first: a typo fails before anything is fetched.
-  const sources = options.images.map((image) => parseSource(image, options.name))
+  const sources = await Promise.all(options.images.map((image) => sourceWithName(image, options.name)))
   const backend = await DirectoryBackend.open(options.root, {logger, lockTimeoutMs: options.lockTimeoutMs})
   const summary: PublishSummary = {root: backend.root, images: [], failed: []}
   try {
