@@ -13,7 +13,7 @@ export const WHITEOUT_OPAQUE = '.wh..wh..opq'
 export function hostileEntry(code: string, entry: string, layer: string, why: string): VerificationError {
   return new VerificationError(`layer ${layer}: entry ${JSON.stringify(entry)} ${why}; the image was rejected and nothing was published`, {
     code,
-    hint: 'The image contains an archive entry that would write outside its own root. Rebuild it from a trusted source.',
+    hint: 'The image holds an archive entry that is unsafe (it would reach outside the image root) or malformed. Rebuild the image from a trusted source.',
   })
 }
 

@@ -45,7 +45,7 @@ const cases: {threat: string; code: string; spec: (victim: string) => ImageSpec}
     spec: () => image([{name: 'up', type: 'symlink', linkname: '../../../../../../../../../..'}, {name: 'steal', type: 'link', linkname: 'up/etc/passwd'}]),
   },
   {threat: 'hardlink to a directory', code: 'E_HOSTILE_HARDLINK_DIR', spec: () => image([{name: 'etcdir', type: 'link', linkname: 'etc'}])},
-  {threat: 'whiteout of the parent directory', code: 'E_HOSTILE_TRAVERSAL', spec: () => image([{name: 'etc/.wh...', content: ''}])},
+  {threat: 'whiteout of the parent directory', code: 'E_HOSTILE_WHITEOUT', spec: () => image([{name: 'etc/.wh...', content: ''}])},
 ]
 
 describe('hostile layers are rejected and change nothing', () => {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine (as root) to build, run and test cvmfs-oci:
+# the Debian packages the tool and its tests use, the npm dependencies, the build,
+# and `cvmfs-oci` on the PATH (npm link). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# What the tool needs at run time (skopeo; attr for setfattr) and what the tests
+# drive for real (podman, runc, umoci, the registry, static busybox, zstd for
+# zstd fixtures on Node.js 20).
+PACKAGES=(podman runc conmon fuse-overlayfs skopeo umoci docker-registry busybox-static attr zstd)
+
+if [ "${CVMFS_OCI_SKIP_APT:-}" != 1 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them yourself)" >&2
+      exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+npm ci --no-audit --no-fund
+npm run build
+npm link --no-audit --no-fund >/dev/null
+echo "setup: $(command -v cvmfs-oci) -> $(cvmfs-oci --version)" >&2
