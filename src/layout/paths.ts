@@ -14,6 +14,11 @@ export const CATALOG_MARKER = '.cvmfscatalog'
 export const BLOBS_DIR = '.metadata/.blobs/sha256'
 /** Our own bookkeeping (staging, locks); never reachable through a public link. */
 export const WORK_DIR = '.cvmfs-oci'
+/** Facts about one flat root (size, when unpacked), whatever names point to it. */
+export function flatRecordRel(configDigest: string): string {
+  const hex = digestHex(configDigest)
+  return join(METADATA_DIR, FLAT_DIR, hex.slice(0, 2), `${hex}.json`)
+}
 /** Per-image record written next to DUCC's manifest.json. */
 export const IMAGE_RECORD = 'cvmfs-oci.json'
 export const DUCC_MANIFEST = 'manifest.json'

@@ -5,11 +5,11 @@
  * clients of the repository) only ever see a complete old or a complete new state:
  * every write goes to a temporary name in the same directory, then rename(2).
  */
-import {lstat, mkdir, rename, rm, symlink, writeFile} from 'node:fs/promises'
+import {lstat, mkdir, readFile, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {blobRel, CATALOG_MARKER, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from './paths.js'
+import {blobRel, CATALOG_MARKER, DUCC_MANIFEST, FLAT_DIR, flatRecordRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from './paths.js'
 
 /** Temporary names start with this, so a reader or a clean-up can tell them apart. */
 export const TEMP_PREFIX = '.cvmfs-oci-tmp.'
@@ -103,6 +103,27 @@ export async function writeImageMetadata(root: string, meta: ImageMetadata): Pro
   await writeFileAtomic(join(dir, DUCC_MANIFEST), meta.duccManifest)
   await writeFileAtomic(join(dir, IMAGE_RECORD), `${JSON.stringify(record, null, 2)}\n`)
   await replaceSymlink(join(root, record.name), relativeLinkTarget(record.name, record.configDigest))
+}
+
+/** What we know of a flat root, kept at `.metadata/.flat/<hh>/<hex>.json`. */
+export interface FlatRecord {
+  configDigest: string
+  /** bytes of file content */
+  size: number
+  files: number
+  unpacked: string
+}
+
+export async function writeFlatRecord(root: string, record: FlatRecord): Promise<void> {
+  await writeFileAtomic(join(root, flatRecordRel(record.configDigest)), `${JSON.stringify(record, null, 2)}\n`)
+}
+
+export async function readFlatRecord(root: string, configDigest: string): Promise<FlatRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(join(root, flatRecordRel(configDigest)), 'utf8')) as FlatRecord
+  } catch {
+    return undefined
+  }
 }
 
 /** The `.cvmfscatalog` of `.flat/` (the flat root's own is written while staging). */

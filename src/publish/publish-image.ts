@@ -18,7 +18,7 @@ import type {ImageSource} from '../fetch/source.js'
 import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
 import {addMountPoints} from '../layout/mount-points.js'
 import {blobRel, CATALOG_MARKER, digestHex, flatRootRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
-import {ensureCatalogMarkers, writeImageMetadata, type ImageRecord} from '../layout/write.js'
+import {ensureCatalogMarkers, readFlatRecord, writeFlatRecord, writeImageMetadata, type ImageRecord} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
 import {parseConfig, parseManifestOrIndex, type ImageConfig, type ImageManifest} from '../oci/documents.js'
@@ -168,7 +168,8 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
 
     const paths = [flatRel, source.name, metadataDirRel(source.name)]
-    let size = record?.configDigest === configDigest ? record.size : 0
+    // A root unpacked before (under another name) has its size on record.
+    let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? record.size : 0)
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
       if (!flatExists) {
@@ -266,6 +267,7 @@ async function unpack(
     const flat = join(root, flatRootRel(configDigest))
     await mkdir(join(flat, '..'), {recursive: true})
     await rename(staging, flat)
+    await writeFlatRecord(root, {configDigest, size: stats.bytes, files: stats.files, unpacked: new Date().toISOString()})
     return {size: stats.bytes, added}
   } finally {
     await rm(staging, {recursive: true, force: true})

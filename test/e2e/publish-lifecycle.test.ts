@@ -127,6 +127,10 @@ describe('idempotence and atomicity', () => {
     const linked = await cli(['publish', '--root', root, '--tls-verify=false', `${registry}/life/idem:stable`])
     expect(linked.stderr).toContain('linked')
     expect(linked.stderr).not.toContain('unpacking')
+    const stable = JSON.parse(await readFile(join(root, '.metadata', registry, 'life/idem:stable', 'cvmfs-oci.json'), 'utf8'))
+    const latest = JSON.parse(await readFile(join(root, '.metadata', registry, 'life/idem:latest', 'cvmfs-oci.json'), 'utf8'))
+    expect(stable.size).toBeGreaterThan(0)
+    expect(stable.size).toBe(latest.size)
 
     const v2 = await pushed(small('v2'), 'life/idem:latest')
     const {images} = await publishJson(root, v2.ref)
