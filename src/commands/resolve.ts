@@ -8,7 +8,11 @@ export default class Resolve extends Command {
 
   podman run --rootfs $(cvmfs-oci resolve IMAGE) CMD
 
-Repositories searched, in order: --root flags, "roots" of /etc/cvmfs-oci/config.json (or $CVMFS_OCI_CONFIG), $CVMFS_OCI_ROOTS (colon-separated), /cvmfs/unpacked.cern.ch. CVMFS variant links are expanded with $CVMFS_ARCH. Exit code 3 when the image is not published.`
+Repositories searched, in order: --root flags, "roots" of /etc/cvmfs-oci/config.json (or $CVMFS_OCI_CONFIG), $CVMFS_OCI_ROOTS (colon-separated), /cvmfs/unpacked.cern.ch. CVMFS variant links are expanded with $CVMFS_ARCH. Exit code 3 when the image is not published.
+
+With --rootfs podman knows nothing of the image: the cvmfs-oci OCI hook (cvmfs-oci hook install; the RPM installs it) adds the image's Env, WorkingDir and User to such containers; your --env, --workdir and --user still win.
+
+--overlay (podman's DIR:O) mounts the read-only root under a writable overlay: use it when the container must write to its root file system, or runs as a user the image's /etc/passwd does not list (podman must then add it). Without it the container runs straight from the read-only tree.`
   static examples = [
     'podman run --rootfs $(<%= config.bin %> resolve --root /srv/repo alpine:3.20) /bin/sh -c "cat /etc/os-release"',
     'podman run --user 1000 --rootfs $(<%= config.bin %> resolve --overlay ubuntu:22.04) id',

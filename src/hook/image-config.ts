@@ -1,0 +1,81 @@
+/**
+ * Find the image configuration of a flat root without reading the image: the
+ * directory's name is the config digest, so the config is a direct lookup —
+ * our copy of the original bytes (`.metadata/.blobs/sha256/<hex>`), or, for roots
+ * DUCC published, the config in the repository's podman store, or at least the
+ * Env DUCC wrote for apptainer into `.singularity.d/env/10-docker2singularity.sh`.
+ */
+import {createHash} from 'node:crypto'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {BLOBS_DIR} from '../layout/paths.js'
+import type {FlatRoot} from './flat-root.js'
+
+/** The parts of an OCI image config the hook applies. */
+export interface RunConfig {
+  Env?: string[] | null
+  WorkingDir?: string
+  User?: string
+}
+
+export interface FoundConfig {
+  config: RunConfig
+  /** Where it came from, for messages. */
+  source: string
+}
+
+function readIfExists(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+    throw error
+  }
+}
+
+/** A config blob, checked against its digest (a stale or foreign file must not be applied). */
+function fromBlob(bytes: Buffer, hex: string, source: string): FoundConfig {
+  const actual = createHash('sha256').update(bytes).digest('hex')
+  if (actual !== hex) throw new Error(`${source} does not match its digest sha256:${hex} (it is sha256:${actual})`)
+  const parsed = JSON.parse(bytes.toString('utf8')) as {config?: RunConfig | null}
+  return {config: parsed.config ?? {}, source}
+}
+
+/** containers/storage names a big-data file `=` + base64 of its key when the key is not a plain name. */
+function storeConfigNames(hex: string): string[] {
+  const key = Buffer.from(`sha256:${hex}`)
+  return [`=${key.toString('base64')}`, `=${key.toString('base64url')}`, `sha256:${hex}`]
+}
+
+/** Parse `export NAME="value"` lines as DUCC writes them for apptainer. */
+export function parseSingularityEnv(script: string): string[] {
+  const env: string[] = []
+  for (const line of script.split('\n')) {
+    const m = /^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line)
+    if (!m) continue
+    let value = m[2]!.trim()
+    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) {
+      value = value.slice(1, -1)
+      if (m[2]!.trim().startsWith('"')) value = value.replace(/\\(["\\$`])/g, '$1')
+    }
+    env.push(`${m[1]}=${value}`)
+  }
+  return env
+}
+
+/** The config of a flat root, or undefined when the repository has none for it. */
+export function findImageConfig(flat: FlatRoot): FoundConfig | undefined {
+  const ours = join(flat.repository, BLOBS_DIR, flat.configHex)
+  const bytes = readIfExists(ours)
+  if (bytes) return fromBlob(bytes, flat.configHex, ours)
+  for (const name of storeConfigNames(flat.configHex)) {
+    const path = join(flat.repository, 'podmanStore', 'overlay-images', flat.configHex, name)
+    const stored = readIfExists(path)
+    if (stored) return fromBlob(stored, flat.configHex, path)
+  }
+  const script = join(flat.path, '.singularity.d', 'env', '10-docker2singularity.sh')
+  const text = readIfExists(script)
+  if (text) return {config: {Env: parseSingularityEnv(text.toString('utf8'))}, source: script}
+  return undefined
+}
