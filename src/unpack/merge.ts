@@ -3,7 +3,7 @@
  * verifying each layer's digest, size and DiffID as it streams. The target is a
  * staging directory: nothing here is visible to readers until the caller renames it.
  */
-import {chmod, lchown, lutimes} from 'node:fs/promises'
+import {chmodSync, lchownSync, lutimesSync} from 'node:fs'
 import {pipeline} from 'node:stream/promises'
 
 import type {Logger} from '../log.js'
@@ -45,6 +45,16 @@ export interface MergeStats {
 export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
   const isRoot = options.isRoot ?? process.getuid?.() === 0
   const state = new MergeState(options.root, isRoot, options.logger)
+  // Files are created with their final permission bits (see apply-entry.ts).
+  const umask = process.umask(0)
+  try {
+    return await mergeInto(state, options)
+  } finally {
+    process.umask(umask)
+  }
+}
+
+async function mergeInto(state: MergeState, options: MergeOptions): Promise<MergeStats> {
   const compressions: Compression[] = []
   let tarBytes = 0
   for (const [index, input] of options.layers.entries()) {
@@ -66,7 +76,7 @@ export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
     layer.verify()
     tarBytes += layer.tarBytes()
   }
-  await finishDirectories(state)
+  finishDirectories(state)
   await applyXattrs(state.xattrs, options.workDir, options.logger)
   if (state.skipped.length > 0) {
     const shown = state.skipped.slice(0, 20).join(', ')
@@ -77,11 +87,11 @@ export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
 }
 
 /** Directory ownership, modes and mtimes, deepest first, after all children exist. */
-async function finishDirectories(state: MergeState): Promise<void> {
+function finishDirectories(state: MergeState): void {
   const dirs = [...state.dirs].sort((a, b) => b[0].length - a[0].length)
   for (const [path, meta] of dirs) {
-    if (state.isRoot) await lchown(path, meta.uid, meta.gid)
-    await chmod(path, meta.mode)
-    await lutimes(path, meta.mtime, meta.mtime)
+    if (state.needsChown(meta.uid, meta.gid)) lchownSync(path, meta.uid, meta.gid)
+    chmodSync(path, meta.mode)
+    lutimesSync(path, meta.mtime, meta.mtime)
   }
 }

@@ -4,8 +4,12 @@
  * lstat; a symlink met on the way is followed *inside* the root the way a chroot
  * would (absolute targets start at the root), and one whose target climbs above
  * the root is refused. The final component is never followed.
+ *
+ * Synchronous on purpose: these are metadata calls of microseconds, and the merge
+ * runs them for every entry; a thread-pool round trip each would cost more than the
+ * call (decompression keeps running on the pool meanwhile).
  */
-import {lstat, mkdir, readlink} from 'node:fs/promises'
+import {lstatSync, mkdirSync, readlinkSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {hostileEntry} from './entry-path.js'
@@ -31,25 +35,27 @@ export class RootFs {
 
   /**
    * Resolve the directory that holds an entry. Missing directories are created
-   * (mode 0755, as tar and umoci do). Returns real components below the root.
+   * (mode 0700 for now; directory metadata is applied when the merge ends).
+   * Returns real components below the root.
    */
-  async resolveDir(components: readonly string[], entry: string, layer: string): Promise<string[]> {
+  resolveDir(components: readonly string[], entry: string, layer: string): string[] {
     const key = components.join('/')
     const cached = this.cache.get(key)
     if (cached) return cached
-    const real = await this.walk(components, entry, layer, {create: true, budget: {links: MAX_SYMLINKS}})
+    const real = this.walk(components, entry, layer, true)
     this.cache.set(key, real)
     return real
   }
 
   /**
-   * Resolve an existing path for a hardlink target: parents as in resolveDir (but
-   * nothing is created), the last component not followed.
+   * Resolve an existing path (a hardlink target, a whiteout's victim): parents as in
+   * resolveDir but nothing is created, the last component not followed. Undefined
+   * when a parent does not exist.
    */
-  async resolveExisting(components: readonly string[], entry: string, layer: string): Promise<string[] | undefined> {
+  resolveExisting(components: readonly string[], entry: string, layer: string): string[] | undefined {
     if (components.length === 0) return []
     try {
-      const parent = await this.walk(components.slice(0, -1), entry, layer, {create: false, budget: {links: MAX_SYMLINKS}})
+      const parent = this.walk(components.slice(0, -1), entry, layer, false)
       return [...parent, components[components.length - 1]!]
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
@@ -57,14 +63,10 @@ export class RootFs {
     }
   }
 
-  private async walk(
-    components: readonly string[],
-    entry: string,
-    layer: string,
-    options: {create: boolean; budget: {links: number}},
-  ): Promise<string[]> {
+  private walk(components: readonly string[], entry: string, layer: string, create: boolean): string[] {
     const real: string[] = []
     const pending = [...components]
+    let links = MAX_SYMLINKS
     while (pending.length > 0) {
       const part = pending.shift()!
       if (part === '.' || part === '') continue
@@ -77,22 +79,16 @@ export class RootFs {
         continue
       }
       const path = this.abs([...real, part])
-      let stat
-      try {
-        stat = await lstat(path)
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !options.create) throw error
-        await mkdir(path, {mode: 0o755})
+      const stat = lstatSync(path, {throwIfNoEntry: false})
+      if (!stat) {
+        if (!create) throw Object.assign(new Error(`${path} does not exist`), {code: 'ENOENT'})
+        mkdirSync(path, {mode: 0o755})
         real.push(part)
-        continue
-      }
-      if (stat.isDirectory()) {
+      } else if (stat.isDirectory()) {
         real.push(part)
       } else if (stat.isSymbolicLink()) {
-        if (--options.budget.links < 0) {
-          throw hostileEntry('E_HOSTILE_SYMLINK_LOOP', entry, layer, 'goes through too many symlinks (a loop?)')
-        }
-        const target = await readlink(path)
+        if (--links < 0) throw hostileEntry('E_HOSTILE_SYMLINK_LOOP', entry, layer, 'goes through too many symlinks (a loop?)')
+        const target = readlinkSync(path)
         if (target.startsWith('/')) real.length = 0
         pending.unshift(...target.split('/'))
       } else {

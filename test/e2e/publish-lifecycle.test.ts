@@ -79,7 +79,7 @@ describe('the layout publish writes', () => {
     expect(await readFile(join(images[0]!.path, 'etc/hosts'), 'utf8')).toBe('# the image own hosts\n')
     expect((await lstat(join(images[0]!.path, 'tmp'))).mode & 0o7777).toBe(0o1777)
     // No bookkeeping left behind.
-    expect((await readdir(root)).sort()).toEqual(['.flat', '.metadata', registry].sort())
+    expect((await readdir(root)).sort()).toEqual(['.flat', '.metadata', 'podmanStore', registry].sort())
 
     expect((await cliOk(['resolve', '--root', root, `${registry}/life/layout:1.0`])).trim()).toBe(await realpath(images[0]!.path))
     const listed = JSON.parse(await cliOk(['list', '--root', root, '--json']))
