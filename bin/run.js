@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// `resolve` runs before container starts: it skips oclif (see src/cli/resolve-main.ts).
+// `resolve` runs before container starts and `--version` is what scripts probe:
+// both skip oclif (see src/cli/fast-paths.ts); everything else is an oclif command.
 const argv = process.argv.slice(2)
-if (argv[0] === 'resolve' && !argv.some((a) => a === '--help' || a === '-h')) {
-  const {resolveMain} = await import('../dist/cli/resolve-main.js')
-  process.exitCode = await resolveMain(argv.slice(1))
-} else {
+const {fastPath} = await import('../dist/cli/fast-paths.js')
+const code = await fastPath(argv)
+if (code === undefined) {
   const {execute} = await import('@oclif/core')
   await execute({dir: import.meta.url})
+} else {
+  process.exitCode = code
 }

@@ -1,7 +1,7 @@
 /**
  * `cvmfs-oci resolve` without oclif: it runs before every container start, so its
  * entry loads Node built-ins and the resolver only (no oclif, execa or ajv
- * compiler). bin/run.js sends `resolve …` here; `resolve --help` goes to oclif,
+ * compiler). fast-paths.ts sends `resolve …` here; `resolve --help` goes to oclif,
  * whose Resolve command documents the same flags and delegates here too.
  */
 import {parseArgs} from 'node:util'
