@@ -1,0 +1,79 @@
+// Measuring commands: wall time, CPU time and peak RSS of a whole process tree
+// (GNU time reports the largest RSS among waited-for children), repeated, with
+// medians and spread. Nothing here decides a result: it only reports.
+import {spawn, spawnSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+const TIME = '/usr/bin/time'
+
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+export function summary(values) {
+  return {median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length}
+}
+
+/** Run `argv` under GNU time once; returns {wall, cpu, rssMiB}. Throws on failure. */
+export async function timed(argv, {env, cwd} = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-time-'))
+  const out = join(dir, 'time')
+  try {
+    const code = await new Promise((resolve, reject) => {
+      const child = spawn(TIME, ['-o', out, '-f', '%e %U %S %M', ...argv], {env: {...process.env, ...env}, cwd, stdio: ['ignore', 'ignore', 'pipe']})
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.on('error', reject)
+      child.on('close', (c) => (c === 0 ? resolve(c) : reject(new Error(`${argv.join(' ')} exited ${c}: ${stderr.slice(-2000)}`))))
+    })
+    void code
+    const [wall, user, sys, rssKiB] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number)
+    return {wall, cpu: user + sys, rssMiB: rssKiB / 1024}
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+/** Repeat `prepare(); timed(argv())` `reps` times; medians of each measure. */
+export async function repeat(reps, prepare, argv, options) {
+  const runs = []
+  for (let i = 0; i < reps; i++) {
+    await prepare?.(i)
+    runs.push(await timed(typeof argv === 'function' ? argv(i) : argv, options))
+  }
+  return {wall: summary(runs.map((r) => r.wall)), cpu: summary(runs.map((r) => r.cpu)), rssMiB: summary(runs.map((r) => r.rssMiB))}
+}
+
+/** Wall time (ms) of a short command, `reps` runs after `warmup`, in-process clock. */
+export function startupTimes(argv, {reps = 30, warmup = 3, input, env} = {}) {
+  const times = []
+  for (let i = 0; i < warmup + reps; i++) {
+    const t0 = process.hrtime.bigint()
+    const r = spawnSync(argv[0], argv.slice(1), {input, env: {...process.env, ...env}, stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe']})
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6
+    if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`)
+    if (i >= warmup) times.push(ms)
+  }
+  return summary(times)
+}
+
+/** Interleave two commands (A B A B …) so drift hits both; per-command wall summaries (ms). */
+export function pairedTimes(a, b, {reps = 10, warmup = 2, env} = {}) {
+  const ta = []
+  const tb = []
+  for (let i = 0; i < warmup + reps; i++) {
+    for (const [argv, into] of [[a, ta], [b, tb]]) {
+      const t0 = process.hrtime.bigint()
+      const r = spawnSync(argv[0], argv.slice(1), {env: {...process.env, ...env}, stdio: ['ignore', 'ignore', 'pipe']})
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6
+      if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`)
+      if (i >= warmup) into.push(ms)
+    }
+  }
+  const diffs = ta.map((t, i) => t - tb[i])
+  return {a: summary(ta), b: summary(tb), diff: summary(diffs)}
+}
