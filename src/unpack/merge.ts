@@ -6,6 +6,7 @@
 import {chmodSync, lchownSync, lutimesSync} from 'node:fs'
 import {pipeline} from 'node:stream/promises'
 
+import {CvmfsOciError, VerificationError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {LayerApplier, MergeState, type TarEntry} from './apply-entry.js'
 import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
@@ -71,7 +72,7 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
     } catch (error) {
       for (const stage of layer.stages) stage.destroy()
       extract.destroy()
-      throw error
+      throw asLayerFormatError(error, input.expect.label)
     }
     layer.verify()
     tarBytes += layer.tarBytes()
@@ -84,6 +85,23 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
     options.logger.warn(`not running as root: device nodes and FIFOs were skipped: ${shown}${more}`)
   }
   return {entries: state.entries, files: state.files, bytes: state.bytes, tarBytes, compressions, skipped: state.skipped}
+}
+
+/**
+ * A layer that is not what it claims (not gzip, not a tar, truncated) is an invalid
+ * image, not a bug: say so. zlib's errors carry Z_* codes; tar-stream's are plain.
+ */
+function asLayerFormatError(error: unknown, label: string): unknown {
+  if (error instanceof CvmfsOciError) return error
+  const {code, message} = error as {code?: string; message?: string}
+  const zlib = typeof code === 'string' && code.startsWith('Z_')
+  const tar = /tar header|Unexpected end of data|Invalid tar/i.test(message ?? '')
+  if (!zlib && !tar) return error
+  return new VerificationError(`layer ${label} is not a valid ${zlib ? 'compressed stream' : 'tar archive'}: ${message}`, {
+    code: 'E_BAD_LAYER',
+    hint: 'The blob is corrupt or its format is not the one the image says; nothing was published.',
+    cause: error,
+  })
 }
 
 /** Directory ownership, modes and mtimes, deepest first, after all children exist. */
