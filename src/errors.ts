@@ -10,8 +10,10 @@
  *   3  not found: the image is not published / the source image does not exist
  *   4  verification failed: the image is invalid or hostile (schema, digest, tar entry)
  *   5  an external program failed or is missing (skopeo, cvmfs_server, setfattr, …)
- *   6  busy: another publisher holds the repository
+ *   6  busy: another publisher holds the repository, or it is in a transaction we did not open
  *  70  internal error: a bug in cvmfs-oci
+ * 130, 143  interrupted by SIGINT/SIGTERM (128 + signal), after aborting an open
+ *           transaction (src/backends/signals.ts; not an error of this family)
  */
 export const ExitCode = {
   Failure: 1,

@@ -3,15 +3,17 @@
  * Argument arrays only, never a shell string. Every failure becomes an
  * ExternalError naming the command, its exit code and the tail of its stderr.
  */
-import {execa, type Options as ExecaOptions} from 'execa'
+import type {Readable} from 'node:stream'
+
+import {execa, execaSync, type Options as ExecaOptions} from 'execa'
 
 import {ExternalError} from './errors.js'
 import type {Logger} from './log.js'
 
 export interface RunOptions {
   logger?: Logger
-  /** Bytes for stdin. */
-  input?: string | Buffer
+  /** Bytes for stdin, or a stream piped to it (a tar for `cvmfs_server ingest -t -`). */
+  input?: string | Buffer | Readable
   env?: Record<string, string | undefined>
   cwd?: string
   /** Abort the process (SIGTERM) when this signal fires. */
@@ -85,6 +87,17 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     })
   }
   return {stdout, stdoutBytes, stderr, exitCode}
+}
+
+/**
+ * Run `file args…` synchronously, for the one place that cannot wait for the event
+ * loop: a signal handler aborting a transaction before the process exits. Never
+ * throws; the caller reports a failure.
+ */
+export function runSync(file: string, args: readonly string[], options: {logger?: Logger} = {}): {exitCode: number; output: string} {
+  options.logger?.debug(`$ ${showCommand(file, redact(args))}`)
+  const result = execaSync(file, [...args], {reject: false, stdin: 'ignore', all: true, stripFinalNewline: false})
+  return {exitCode: result.exitCode ?? -1, output: tail(String(result.all ?? result.message ?? ''))}
 }
 
 function indent(text: string): string {

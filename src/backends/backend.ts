@@ -10,10 +10,13 @@ export interface RepositoryBackend {
   readonly root: string
   /** Human name for messages. */
   readonly description: string
+  /** Where cvmfs-oci may keep private state about this repository (gc marks), outside what readers see. */
+  readonly stateDir: string
   /**
    * Run `change` with the repository writable under `root`; make it visible when it
    * resolves, roll everything back and rethrow the original error when it throws.
-   * `paths` are the repository-relative paths the change will touch (for leases).
+   * `paths` are the repository-relative paths the change will touch (for leases): the
+   * change may create, replace or delete them and anything below them.
    */
   change<T>(paths: string[], change: (root: string) => Promise<T>): Promise<T>
   /** Release what open() took (locks). */

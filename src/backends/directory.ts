@@ -17,12 +17,14 @@ const LOCK_FILE = join(WORK_DIR, 'lock')
 
 export class DirectoryBackend implements RepositoryBackend {
   readonly description: string
+  readonly stateDir: string
 
   private constructor(
     readonly root: string,
     private readonly lock: Lock,
   ) {
     this.description = `directory ${root}`
+    this.stateDir = join(root, WORK_DIR)
   }
 
   /** Open (creating the directory if needed) and lock a directory repository. */

@@ -4,6 +4,7 @@
  * left by a dead process on this host is taken over, anything else is waited for
  * (bounded) and then reported with its holder.
  */
+import {rmSync} from 'node:fs'
 import {mkdir, open, readFile, rm} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {dirname} from 'node:path'
@@ -11,7 +12,8 @@ import {dirname} from 'node:path'
 import {BusyError} from '../errors.js'
 import type {Logger} from '../log.js'
 
-interface Holder {
+/** Who holds a lock (or opened a transaction): written as JSON into the lock file. */
+export interface Holder {
   pid: number
   host: string
   started: string
@@ -19,6 +21,23 @@ interface Holder {
 
 export interface Lock {
   release(): Promise<void>
+  /** For a signal handler on its way to process.exit. */
+  releaseSync(): void
+}
+
+/** This process, as a lock holder. */
+export function currentHolder(): Holder {
+  return {pid: process.pid, host: hostname(), started: new Date().toISOString()}
+}
+
+/** Whether a holder on this host is dead (a holder on another host is never known dead). */
+export function holderIsGone(holder: Holder): boolean {
+  return holder.host === hostname() && !alive(holder.pid)
+}
+
+/** How a holder is named in messages. */
+export function describeHolder(holder: Holder | undefined): string {
+  return holder ? `process ${holder.pid} on ${holder.host} since ${holder.started}` : 'another process'
 }
 
 function alive(pid: number): boolean {
@@ -30,7 +49,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function readHolder(path: string): Promise<Holder | undefined> {
+/** The holder recorded in a lock or marker file; `undefined` if absent or unreadable. */
+export async function readHolder(path: string): Promise<Holder | undefined> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as Holder
   } catch {
@@ -44,7 +64,7 @@ async function readHolder(path: string): Promise<Holder | undefined> {
  */
 export async function acquireLock(path: string, what: string, timeoutMs: number, logger: Logger): Promise<Lock> {
   await mkdir(dirname(path), {recursive: true})
-  const me: Holder = {pid: process.pid, host: hostname(), started: new Date().toISOString()}
+  const me = currentHolder()
   const deadline = Date.now() + timeoutMs
   let told = false
   for (;;) {
@@ -52,17 +72,21 @@ export async function acquireLock(path: string, what: string, timeoutMs: number,
       const handle = await open(path, 'wx', 0o644)
       await handle.writeFile(JSON.stringify(me))
       await handle.close()
-      return {release: () => rm(path, {force: true})}
+      return {release: () => rm(path, {force: true}), releaseSync: () => rmSync(path, {force: true})}
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
     const holder = await readHolder(path)
-    if (holder && holder.host === me.host && !alive(holder.pid)) {
-      logger.warn(`taking over the lock of ${what} left by process ${holder.pid}, which is gone`)
-      await rm(path, {force: true})
+    if (holder && holderIsGone(holder)) {
+      // Only the lock of that dead process: another taker may have replaced it meanwhile.
+      const again = await readHolder(path)
+      if (again?.pid === holder.pid && again.started === holder.started) {
+        logger.warn(`taking over the lock of ${what} left by process ${holder.pid}, which is gone`)
+        await rm(path, {force: true})
+      }
       continue
     }
-    const who = holder ? `process ${holder.pid} on ${holder.host} since ${holder.started}` : 'another process'
+    const who = describeHolder(holder)
     if (Date.now() >= deadline) {
       throw new BusyError(`${what} is locked by ${who} (${path})`, {
         code: 'E_LOCKED',

@@ -8,7 +8,7 @@ export default class Resolve extends Command {
 
   podman run --rootfs $(cvmfs-oci resolve IMAGE) CMD
 
-Repositories searched, in order: --root flags, "roots" of /etc/cvmfs-oci/config.json (or $CVMFS_OCI_CONFIG), $CVMFS_OCI_ROOTS (colon-separated), /cvmfs/unpacked.cern.ch. CVMFS variant links are expanded with $CVMFS_ARCH. Exit code 3 when the image is not published.
+Repositories searched, in order: --root flags, "roots" of /etc/cvmfs-oci/config.json (or $CVMFS_OCI_CONFIG), then its "repositories" (under /cvmfs), $CVMFS_OCI_ROOTS (colon-separated), /cvmfs/unpacked.cern.ch. CVMFS variant links are expanded with $CVMFS_ARCH. Exit code 3 when the image is not published.
 
 With --rootfs podman knows nothing of the image: the cvmfs-oci OCI hook (cvmfs-oci hook install; the RPM installs it) adds the image's Env, WorkingDir and User to such containers; your --env, --workdir and --user still win.
 

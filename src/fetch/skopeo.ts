@@ -56,6 +56,13 @@ export async function inspectConfigRaw(ref: string, options: RegistryOptions, pl
   return result.stdoutBytes!
 }
 
+/** The tags of a registry repository, `docker://REGISTRY/REPOSITORY` (`skopeo list-tags`). */
+export async function listTags(repository: string, options: RegistryOptions, logger: Logger): Promise<string[]> {
+  const result = await skopeo(['list-tags', '--retry-times', '2', ...registryArgs(options, ''), repository], repository, logger)
+  const json = JSON.parse(result.stdout) as {Tags?: unknown}
+  return Array.isArray(json.Tags) ? json.Tags.filter((tag): tag is string => typeof tag === 'string') : []
+}
+
 /** Copy one image instance into a `dir:` layout at `dest`. */
 export async function copyToDir(
   ref: string,

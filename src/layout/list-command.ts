@@ -1,16 +1,21 @@
 /** `cvmfs-oci list` as a function, and its table for people. */
 import {stat} from 'node:fs/promises'
+import {join} from 'node:path'
 
 import {formatBytes} from '../log.js'
 import {listImages, type ListedImage} from './list.js'
-import {searchRoots} from './roots.js'
+import {cvmfsMount, DEFAULT_CONFIG_PATH, readConfig, searchRoots} from './roots.js'
 
 export interface Listing {
   roots: {root: string; images: ListedImage[]}[]
 }
 
-export async function listCommand(options: {roots?: string[]; configPath?: string}): Promise<Listing> {
-  // With --root, only those; otherwise every configured root that exists.
+export async function listCommand(options: {roots?: string[]; repos?: string[]; configPath?: string}): Promise<Listing> {
+  // With --root or --repo, only those; otherwise every configured root that exists.
+  if (options.repos?.length) {
+    const mount = cvmfsMount(readConfig(options.configPath ?? process.env.CVMFS_OCI_CONFIG ?? DEFAULT_CONFIG_PATH))
+    options = {...options, roots: [...(options.roots ?? []), ...options.repos.map((name) => join(mount, name))]}
+  }
   const roots = options.roots?.length ? options.roots : searchRoots({env: process.env, configPath: options.configPath})
   const listing: Listing = {roots: []}
   for (const root of roots) {

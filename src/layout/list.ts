@@ -121,8 +121,11 @@ export function normaliseDuccManifest(json: unknown): DuccManifest | undefined {
   return manifest
 }
 
-/** Every directory below `.metadata` holding a manifest.json is an image name. */
-async function collectNames(dir: string, rel: string, out: string[]): Promise<void> {
+/**
+ * Every directory below `dir` (a repository's `.metadata`) holding a manifest.json is an
+ * image name; `.blobs`, `.flat` and `.multiarch` at the top are not searched.
+ */
+export async function collectNames(dir: string, rel: string, out: string[]): Promise<void> {
   let entries
   try {
     entries = await readdir(dir, {withFileTypes: true})

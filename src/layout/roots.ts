@@ -1,11 +1,12 @@
 /**
- * Which repository roots `resolve` searches, in order: `--root` flags, the config file,
- * CVMFS_OCI_ROOTS, then /cvmfs/unpacked.cern.ch. Synchronous on purpose: it reads one
+ * Which repository roots `resolve` searches, in order: `--root` flags, the config file
+ * (`roots`, then `<cvmfsMount>/<name>` of each of `repositories`), CVMFS_OCI_ROOTS, then
+ * /cvmfs/unpacked.cern.ch. Synchronous on purpose: it reads one
  * small file before every container start, and the schema is compiled ahead of time so
  * ajv's compiler is never loaded here.
  */
 import {readFileSync} from 'node:fs'
-import {resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 
 import {UserError} from '../errors.js'
 import compiledValidator from '../generated/config.validator.js'
@@ -23,8 +24,25 @@ export const DEFAULT_CONFIG_PATH = '/etc/cvmfs-oci/config.json'
 /** The public repository DUCC fills at CERN: searched last, always. */
 export const DEFAULT_ROOT = '/cvmfs/unpacked.cern.ch'
 
+/** Where CVMFS mounts repositories, unless configured otherwise. */
+export const DEFAULT_CVMFS_MOUNT = '/cvmfs'
+
+/** A CVMFS repository this machine publishes into (schemas/config.schema.json). */
+export interface RepositoryConfig {
+  name: string
+  ingest?: boolean
+}
+
 export interface Config {
   roots?: string[]
+  repositories?: RepositoryConfig[]
+  cvmfsMount?: string
+  stateDir?: string
+}
+
+/** The directory CVMFS repositories are mounted under: $CVMFS_OCI_CVMFS_MOUNT, `cvmfsMount`, or /cvmfs. */
+export function cvmfsMount(config: Config | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.CVMFS_OCI_CVMFS_MOUNT || config?.cvmfsMount || DEFAULT_CVMFS_MOUNT)
 }
 
 /**
@@ -38,7 +56,8 @@ export function searchRoots(options: {flagRoots?: string[]; env?: NodeJS.Process
   const env = options.env ?? process.env
   const config = readConfig(options.configPath ?? env.CVMFS_OCI_CONFIG ?? DEFAULT_CONFIG_PATH)
   const fromEnv = (env.CVMFS_OCI_ROOTS ?? '').split(':').filter((r) => r !== '')
-  const all = [...(options.flagRoots ?? []), ...(config?.roots ?? []), ...fromEnv, DEFAULT_ROOT]
+  const published = (config?.repositories ?? []).map((repository) => join(cvmfsMount(config, env), repository.name))
+  const all = [...(options.flagRoots ?? []), ...(config?.roots ?? []), ...published, ...fromEnv, DEFAULT_ROOT]
   // resolve() also drops trailing slashes, so `/a/` and `/a` count once.
   return [...new Set(all.map((root) => resolve(root)))]
 }
@@ -76,7 +95,7 @@ export function readConfig(path: string): Config | undefined {
 function badConfig(path: string, why: string, cause?: unknown): UserError {
   return new UserError(`configuration file ${path} ${why}`, {
     code: 'E_BAD_CONFIG',
-    hint: 'Fix or remove the file (or point CVMFS_OCI_CONFIG elsewhere). It holds {"roots": ["/cvmfs/<repository>", …]}.',
+    hint: 'Fix or remove the file (or point CVMFS_OCI_CONFIG elsewhere). It holds {"roots": ["/cvmfs/<repository>", …], "repositories": [{"name": "<repository>"}]} (schemas/config.schema.json).',
     cause,
   })
 }

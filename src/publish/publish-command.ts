@@ -2,7 +2,7 @@
  * `cvmfs-oci publish` as a function: open the backend, publish each image in turn
  * (one failing does not stop the others), and report.
  */
-import {DirectoryBackend} from '../backends/directory.js'
+import {chooseTarget, openBackend} from '../backends/open.js'
 import {CvmfsOciError, toCvmfsOciError, UsageError} from '../errors.js'
 import {archiveRepoTags} from '../fetch/docker-archive.js'
 import {parseSource} from '../fetch/source.js'
@@ -13,7 +13,13 @@ import {publishImage, type PublishResult} from './publish-image.js'
 
 export interface PublishCommandOptions {
   images: string[]
-  root: string
+  /** `--root DIR`: a directory repository. */
+  root?: string
+  /** `--repo NAME`: a CVMFS repository (`--ingest`: through cvmfs_server ingest). */
+  repo?: string
+  ingest?: boolean
+  /** `--config FILE` (repositories, cvmfsMount, stateDir). */
+  configPath?: string
   platform?: string
   name?: string
   registry: RegistryOptions
@@ -48,7 +54,8 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
   const platform = options.platform ? parsePlatform(options.platform) : hostPlatform()
   // Parse every argument first: a typo fails before anything is fetched.
   const sources = await Promise.all(options.images.map((image) => sourceWithName(image, options.name)))
-  const backend = await DirectoryBackend.open(options.root, {logger, lockTimeoutMs: options.lockTimeoutMs})
+  const target = chooseTarget({root: options.root, repo: options.repo, ingest: options.ingest, configPath: options.configPath})
+  const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs, tmpDir: options.tmpDir})
   const summary: PublishSummary = {root: backend.root, images: [], failed: []}
   try {
     for (const source of sources) {

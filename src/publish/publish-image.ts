@@ -25,6 +25,7 @@ import {parseConfig, parseManifestOrIndex, type ImageConfig, type ImageManifest}
 import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {isForeignLayer} from '../oci/media-types.js'
 import {choosePlatform, formatPlatform, type PlatformSpec} from '../oci/platform.js'
+import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {mergeLayers} from '../unpack/merge.js'
 import {checkPlatform, verifyConfigBlob, verifyDiffIds, verifyDigest} from './verify.js'
@@ -38,6 +39,8 @@ export interface PublishOptions {
   /** Where downloads go (default: the system temp dir). */
   tmpDir?: string
   signal?: AbortSignal
+  /** Decide the status only (`sync --dry-run`): no layer is fetched, nothing is written. */
+  dryRun?: boolean
 }
 
 export type PublishStatus = 'published' | 'linked' | 'unchanged'
@@ -152,6 +155,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       logger.info(`${source.input}: unchanged (${configDigest.slice(0, 19)})`)
       return result('unchanged', record.size, [])
     }
+    if (options.dryRun) return result(flatExists ? 'linked' : 'published', record?.size ?? 0, [])
 
     // Config bytes: kept in the repository, or from the fetched layout, or asked for alone.
     if (flatExists) {
@@ -197,6 +201,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
         indexBytes: chosen.indexBytes,
         duccManifest: toDuccManifest(manifest),
       })
+      await updatePodmanStore(writeRoot, {add: [imageRecord]}, logger)
     })
     const status: PublishStatus = flatExists ? 'linked' : 'published'
     logger.info(`${source.input}: ${status} as ${source.name} -> ${flatRel} (${formatBytes(size)}, ${((Date.now() - started) / 1000).toFixed(1)} s)`)

@@ -51,3 +51,37 @@ export async function applyXattrs(table: XattrTable, workDir: string, logger: Lo
     missingHint: 'setfattr comes with the "attr" package (Debian: apt install attr; EL: dnf install attr).',
   })
 }
+
+/** Inverse of {@link quotePath}: getfattr's `\ooo` escapes back to the UTF-8 text. */
+export function unquotePath(quoted: string): string {
+  const latin1 = quoted.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)))
+  return Buffer.from(latin1, 'latin1').toString('utf8')
+}
+
+/**
+ * Every extended attribute below `dir` (symlinks not followed), in one getfattr run:
+ * absolute path → attribute name → raw value. Paths without attributes are absent.
+ */
+export async function readXattrTree(dir: string, logger: Logger): Promise<XattrTable> {
+  const result = await run('getfattr', ['--recursive', '--physical', '--no-dereference', '--dump', '--match=-', '--encoding=hex', '--absolute-names', dir], {
+    logger,
+    binaryStdout: true,
+    env: {LC_ALL: 'C'},
+    missingHint: 'getfattr comes with the "attr" package (Debian: apt install attr; EL: dnf install attr).',
+  })
+  const table: XattrTable = new Map()
+  let attrs: Map<string, Buffer> | undefined
+  // latin1 keeps one character per byte: names are unquoted byte-exactly below.
+  for (const line of result.stdoutBytes!.toString('latin1').split('\n')) {
+    if (line.startsWith('# file: ')) {
+      attrs = new Map()
+      table.set(unquotePath(line.slice('# file: '.length)), attrs)
+    } else if (attrs && line !== '') {
+      const eq = line.indexOf('=')
+      // An empty value is printed as a bare name.
+      const value = eq < 0 ? '' : line.slice(eq + 1).replace(/^0x/, '')
+      attrs.set(unquotePath(eq < 0 ? line : line.slice(0, eq)), Buffer.from(value, 'hex'))
+    }
+  }
+  return table
+}

@@ -234,3 +234,8 @@ export async function corruptBlob(layoutDir: string, digest: string, replacement
     await writeFile(file, replacement)
   }
 }
+
+/** A one-layer image holding `/etc/version` with `content`: distinct content, distinct image. */
+export function versionImage(content: string): ImageSpec {
+  return {layers: [{entries: [{name: 'etc/', type: 'directory'}, {name: 'etc/version', content}]}]}
+}

@@ -5,7 +5,7 @@ import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {inject} from 'vitest'
 import {exec} from './exec.js'
-import {ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX} from './oci-layout.js'
+import {ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX, writeOciLayout, type ImageSpec} from './oci-layout.js'
 import {requireTools} from './tools.js'
 
 /** `127.0.0.1:PORT` of the registry global-setup.ts started (plain HTTP). */
@@ -46,4 +46,16 @@ export async function pushLayout(layoutDir: string, tag: string, registry: strin
     `docker://${dest}`,
   ])
   return dest
+}
+
+/**
+ * Write `image` as an OCI layout in a new directory below `workDir` and push it to the
+ * test registry as `repoTag` (e.g. `sync-x/tool:1.0`).
+ *
+ * @returns the full reference pushed to.
+ */
+export async function pushImage(workDir: string, image: ImageSpec, repoTag: string): Promise<string> {
+  const layout = path.join(workDir, `layout-${repoTag.replace(/[/:]/g, '_')}`)
+  await writeOciLayout(layout, [{tag: 't', image}])
+  return pushLayout(layout, 't', registryAddress(), repoTag)
 }

@@ -24,6 +24,9 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   getfattr: 'attr',
   mount: 'mount',
   umount: 'mount',
+  mountpoint: 'util-linux',
+  flock: 'util-linux',
+  tar: 'tar',
   mknod: 'coreutils',
   zstd: 'zstd',
 }

@@ -1,0 +1,159 @@
+/**
+ * What both CVMFS backends (transaction and ingest) share: the repository's mount point,
+ * our state outside it (`/cvmfs/NAME` is read-only outside a transaction, so the lock and
+ * the transaction marker live in the state directory, default /var/lib/cvmfs-oci/NAME),
+ * the repository lock, and recovery from a run that was killed mid-transaction.
+ *
+ * The marker `transaction.json` names the cvmfs-oci process that opened the transaction.
+ * When `cvmfs_server list` says the repository is in a transaction, the next run aborts it
+ * only when the marker's process is gone; a transaction someone else opened (an admin, DUCC)
+ * is never touched.
+ */
+import {rmSync} from 'node:fs'
+import {rm, stat, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {BusyError, UsageError, UserError} from '../errors.js'
+import {WORK_DIR} from '../layout/paths.js'
+import type {Logger} from '../log.js'
+import type {BackendOptions, RepositoryBackend} from './backend.js'
+import {abortTransaction, notAPublisher, repositoryStatus} from './cvmfs-server.js'
+import {acquireLock, currentHolder, describeHolder, holderIsGone, readHolder, type Lock} from './lock.js'
+
+/** Where cvmfs-oci keeps its state on a publisher, unless configured otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/cvmfs-oci'
+
+/** CVMFS's own rule for repository names (a fully qualified name, e.g. unpacked.cern.ch). */
+const REPOSITORY_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
+
+export interface CvmfsOptions extends BackendOptions {
+  /** Where repositories are mounted (/cvmfs). */
+  mount: string
+  /** cvmfs-oci's state directory (/var/lib/cvmfs-oci); this repository's state is below it. */
+  stateDir: string
+}
+
+export class CvmfsRepository {
+  /** Our state for this repository: lock, marker, gc marks, ingest scratch. */
+  readonly stateDir: string
+  private readonly marker: string
+
+  private constructor(
+    readonly name: string,
+    readonly root: string,
+    stateDir: string,
+    readonly lock: Lock,
+    readonly logger: Logger,
+  ) {
+    this.stateDir = stateDir
+    this.marker = join(stateDir, 'transaction.json')
+  }
+
+  /**
+   * Check that `name` is a repository this machine publishes and is mounted, take its lock
+   * (waiting up to lockTimeoutMs), and abort a transaction a killed cvmfs-oci run left open.
+   */
+  static async open(name: string, options: CvmfsOptions): Promise<CvmfsRepository> {
+    if (!REPOSITORY_NAME.test(name) || name.length > 255) {
+      throw new UsageError(`invalid repository name ${JSON.stringify(name)}`, {code: 'E_BAD_REPOSITORY', hint: 'A CVMFS repository name looks like unpacked.example.org.'})
+    }
+    const {logger} = options
+    const root = join(options.mount, name)
+    const status = await repositoryStatus(name, logger)
+    if (!status.listed) throw notAPublisher(name)
+    if (!(await stat(root).then((s) => s.isDirectory(), () => false))) {
+      throw new UserError(`repository ${name} is not mounted at ${root}`, {
+        code: 'E_REPO_NOT_MOUNTED',
+        hint: `cvmfs_server mount ${name} mounts it (or set cvmfsMount in the configuration, or CVMFS_OCI_CVMFS_MOUNT, if it is mounted elsewhere).`,
+      })
+    }
+    const stateDir = join(options.stateDir, name)
+    const lock = await acquireLock(join(stateDir, 'lock'), `repository ${name}`, options.lockTimeoutMs, logger)
+    const repository = new CvmfsRepository(name, root, stateDir, lock, logger)
+    try {
+      // Read again: while we waited for the lock, another cvmfs-oci may have opened and closed one.
+      await repository.recover((await repositoryStatus(name, logger)).inTransaction)
+    } catch (error) {
+      await lock.release()
+      throw error
+    }
+    return repository
+  }
+
+  /** A transaction is open: is it one a dead cvmfs-oci run left? Then abort it. */
+  private async recover(inTransaction: boolean): Promise<void> {
+    const marker = await readHolder(this.marker)
+    if (!inTransaction) {
+      // Killed before the transaction opened, or after it closed.
+      if (marker) await rm(this.marker, {force: true})
+      return
+    }
+    if (marker && holderIsGone(marker)) {
+      this.logger.warn(`repository ${this.name} was left in a transaction by cvmfs-oci ${describeHolder(marker)}, which is gone: aborting that transaction`)
+      await abortTransaction(this.name, this.logger)
+      await rm(this.marker, {force: true})
+      return
+    }
+    throw new BusyError(
+      marker
+        ? `repository ${this.name} is in a transaction opened by cvmfs-oci ${describeHolder(marker)}`
+        : `repository ${this.name} is in a transaction that cvmfs-oci did not open`,
+      {
+        code: 'E_TRANSACTION_OPEN',
+        hint: marker
+          ? `That process still runs (or its pid was reused): wait for it. If it is not cvmfs-oci, delete ${this.marker}.`
+          : `Someone else is changing ${this.name}; cvmfs-oci leaves it alone. Wait, or end it: cvmfs_server publish ${this.name} (keep) or cvmfs_server abort -f ${this.name} (discard).`,
+      },
+    )
+  }
+
+  /** Say that this process is about to open a transaction. */
+  async markTransaction(): Promise<void> {
+    await writeFile(this.marker, JSON.stringify(currentHolder()))
+  }
+
+  async clearMarker(): Promise<void> {
+    await rm(this.marker, {force: true})
+  }
+
+  clearMarkerSync(): void {
+    rmSync(this.marker, {force: true})
+  }
+
+  async release(): Promise<void> {
+    await this.lock.release()
+  }
+}
+
+/**
+ * Remove the work directory publish stages flat roots in, inside a change, so that no
+ * bookkeeping is ever published (a CVMFS repository keeps none of ours: lock and marker
+ * live in the state directory).
+ */
+export async function removeWorkDir(root: string): Promise<void> {
+  await rm(join(root, WORK_DIR), {recursive: true, force: true})
+}
+
+/** What the two CVMFS backends share: their repository, and releasing it. */
+export abstract class CvmfsBackend implements RepositoryBackend {
+  readonly root: string
+  readonly stateDir: string
+  readonly description: string
+  protected readonly logger: Logger
+
+  protected constructor(
+    protected readonly repository: CvmfsRepository,
+    how: string,
+  ) {
+    this.root = repository.root
+    this.stateDir = repository.stateDir
+    this.logger = repository.logger
+    this.description = `CVMFS repository ${repository.name} (${how})`
+  }
+
+  abstract change<T>(paths: string[], change: (root: string) => Promise<T>): Promise<T>
+
+  async close(): Promise<void> {
+    await this.repository.release()
+  }
+}

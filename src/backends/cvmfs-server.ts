@@ -1,0 +1,134 @@
+/**
+ * The `cvmfs_server` command line as the CVMFS backends use it. How a CernVM-FS 2.12
+ * stratum-0 answers each call (messages, exit codes) is recorded in
+ * ../shared/docs/cvmfs-server.md; the answers that mean something to us are turned into
+ * errors of our family here, everything else stays an ExternalError with the command
+ * and the tail of its output.
+ */
+import type {Readable} from 'node:stream'
+
+import {BusyError, ExternalError, UserError} from '../errors.js'
+import {run, runSync} from '../exec.js'
+import type {Logger} from '../log.js'
+
+const PROGRAM = 'cvmfs_server'
+const MISSING =
+  'cvmfs_server comes with the cvmfs-server package: run cvmfs-oci --repo on the stratum-0 of the repository, or on a publisher connected to its gateway (or publish into a directory with --root).'
+
+/** `transaction` of a second transaction: "another transaction is already open". */
+const EXIT_TRANSACTION_OPEN = 17
+/** `transaction NAME/sub` when /sub does not exist. */
+const EXIT_NO_SUCH_PATH = 2
+/** `abort -f` outside a transaction. */
+const EXIT_NOT_IN_TRANSACTION = 22
+
+/** What `cvmfs_server list` says of one repository. */
+export interface RepositoryStatus {
+  listed: boolean
+  inTransaction: boolean
+  /** The line as printed, for messages. */
+  line?: string
+}
+
+/**
+ * Open a transaction on `name`, scoped to `subpath` (relative, no leading slash) when
+ * given. Returns `'no-such-path'` when the server refuses the scope because the path does
+ * not exist yet (the caller opens an unscoped one instead).
+ *
+ * @throws BusyError `E_TRANSACTION_OPEN` when a transaction is already open.
+ */
+export async function openTransaction(name: string, subpath: string | undefined, logger: Logger): Promise<'opened' | 'no-such-path'> {
+  try {
+    await server(['transaction', subpath ? `${name}/${subpath}` : name], logger)
+    return 'opened'
+  } catch (error) {
+    if (!(error instanceof ExternalError)) throw error
+    if (error.commandExitCode === EXIT_NO_SUCH_PATH && /non-existing path/i.test(error.stderrTail)) return 'no-such-path'
+    if (error.commandExitCode === EXIT_TRANSACTION_OPEN || /transaction is already open/i.test(error.stderrTail)) throw transactionOpen(name, error)
+    throw error
+  }
+}
+
+/** `cvmfs_server publish NAME`: sign and remount the new revision. */
+export async function publishTransaction(name: string, logger: Logger): Promise<void> {
+  await server(['publish', name], logger)
+}
+
+/** `cvmfs_server abort -f NAME`: discard the open transaction. */
+export async function abortTransaction(name: string, logger: Logger): Promise<void> {
+  await server(['abort', '-f', name], logger)
+}
+
+/**
+ * abortTransaction for a signal handler; returns what went wrong, if anything ("not in a
+ * transaction" is not: the signal came before the transaction opened).
+ */
+export function abortTransactionSync(name: string, logger: Logger): string | undefined {
+  const result = runSync(PROGRAM, ['abort', '-f', name], {logger})
+  if (result.exitCode === 0 || result.exitCode === EXIT_NOT_IN_TRANSACTION) return undefined
+  return `cvmfs_server abort -f ${name} exited with code ${result.exitCode}: ${result.output}`
+}
+
+export interface IngestCall {
+  /** Repository-relative paths to delete first (`-d`, repeatable on a stratum-0). */
+  delete?: string[]
+  /** A tar stream to write below `base` (`-t - -b BASE`). */
+  tar?: {stream: Readable; base: string; catalog?: boolean}
+  /** `-k`: keep the tar's owners (otherwise the repository owner's). */
+  keepOwnership?: boolean
+}
+
+/** `cvmfs_server ingest [-d PATH]… [--catalog] [-t - -b BASE] [-k] NAME`: its own publish. */
+export async function ingest(name: string, call: IngestCall, logger: Logger): Promise<void> {
+  const args = ['ingest']
+  for (const path of call.delete ?? []) args.push('-d', path)
+  if (call.tar) {
+    if (call.tar.catalog) args.push('--catalog')
+    args.push('-t', '-', '-b', call.tar.base)
+  }
+  if (call.keepOwnership) args.push('-k')
+  args.push(name)
+  try {
+    await server(args, logger, call.tar?.stream)
+  } catch (error) {
+    if (error instanceof ExternalError && /transaction is already open/i.test(error.stderrTail)) throw transactionOpen(name, error)
+    throw error
+  }
+}
+
+/** `cvmfs_server list`, read for one repository. */
+export async function repositoryStatus(name: string, logger: Logger): Promise<RepositoryStatus> {
+  const {stdout} = await server(['list'], logger)
+  return parseList(stdout, name)
+}
+
+/**
+ * Find `name` in `cvmfs_server list` output: one line per repository,
+ * `NAME (stratum0 / local - in transaction)  ` (trailing fields may be empty).
+ */
+export function parseList(output: string, name: string): RepositoryStatus {
+  const line = output.split('\n').find((l) => l.startsWith(`${name} (`))
+  if (!line) return {listed: false, inTransaction: false}
+  const details = line.slice(name.length + 2, line.indexOf(')', name.length + 2))
+  return {listed: true, inTransaction: /\bin transaction\b/.test(details), line: line.trimEnd()}
+}
+
+async function server(args: string[], logger: Logger, input?: Readable) {
+  return run(PROGRAM, args, {logger, missingHint: MISSING, input})
+}
+
+function transactionOpen(name: string, cause: unknown): BusyError {
+  return new BusyError(`repository ${name} is already in a transaction`, {
+    code: 'E_TRANSACTION_OPEN',
+    hint: `Someone else is changing ${name}. Wait for them, or end it: cvmfs_server publish ${name} (keep) or cvmfs_server abort -f ${name} (discard).`,
+    cause,
+  })
+}
+
+/** The repository is not one this machine publishes. */
+export function notAPublisher(name: string): UserError {
+  return new UserError(`${name} is not a repository of this machine: cvmfs_server list does not name it`, {
+    code: 'E_NOT_A_PUBLISHER',
+    hint: `Run cvmfs-oci --repo on the stratum-0 of ${name} or on a publisher of its gateway (cvmfs_server mkfs / mkfs -w … creates one), or check the name.`,
+  })
+}

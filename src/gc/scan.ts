@@ -1,0 +1,185 @@
+/**
+ * What in a repository nothing references any more (read-only; the caller holds the
+ * repository lock so nothing is linked meanwhile):
+ *
+ * - metadata `.metadata/<name>/` (and DUCC's `.metadata/.multiarch/<arch>/<name>/`) whose
+ *   public link is gone;
+ * - flat roots `.flat/<hh>/<hex>` no symlink points to: the public links and DUCC's
+ *   `.multiarch/` links count, each read lexically (relative, or the pre-2019 absolute
+ *   `/cvmfs/<repo>/…` form); variant links point into `.multiarch/`, which is read too. The
+ *   podman store's links do not count: the store names images only through public names,
+ *   and drops a layer once its flat root is gone;
+ * - our records `.metadata/.flat/<hh>/<hex>.json` of flat roots that are gone or going;
+ * - our blobs `.metadata/.blobs/sha256/<hex>` no remaining record names (a config blob of a
+ *   remaining flat root always stays);
+ * - DUCC's layers `.layers/<hh>/<hex>` no remaining manifest.json lists.
+ */
+import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
+import {join, posix} from 'node:path'
+
+import {BLOBS_DIR, CATALOG_MARKER, FLAT_DIR, flatRecordRel, IMAGE_RECORD, LAYERS_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
+import {collectNames, readDuccManifest} from '../layout/list.js'
+import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
+
+export type GarbageKind = 'metadata' | 'flat' | 'flat-record' | 'blob' | 'layer'
+
+export interface Garbage {
+  kind: GarbageKind
+  /** Relative to the repository root. */
+  path: string
+  /** For `metadata`: the public name it described. */
+  name?: string
+  /** Bytes it holds (file content). */
+  bytes: number
+}
+
+const HEX = /^[0-9a-f]{64}$/
+const FLAT_PATH = /^\.flat\/[0-9a-f]{2}\/([0-9a-f]{64})(?:\/|$)/
+
+/** Everything unreferenced, metadata first, then flat roots, records, blobs, layers. */
+export async function findGarbage(root: string): Promise<Garbage[]> {
+  const links = await symlinks(root)
+  const linked = new Set<string>()
+  for (const [link, target] of links) {
+    const hex = FLAT_PATH.exec(lexicalTarget(link, target) ?? '')?.[1]
+    if (hex) linked.add(hex)
+  }
+  const garbage: Garbage[] = []
+
+  // Metadata of names without a link; what the remaining names reference.
+  const liveDigests = new Set<string>()
+  const liveLayers = new Set<string>()
+  const metadataSets: {dir: string; link: (name: string) => string}[] = [{dir: METADATA_DIR, link: (name) => name}]
+  for (const arch of await names(join(root, METADATA_DIR, MULTIARCH_DIR))) {
+    metadataSets.push({dir: join(METADATA_DIR, MULTIARCH_DIR, arch), link: (name) => join(MULTIARCH_DIR, arch, name)})
+  }
+  for (const {dir, link} of metadataSets) {
+    const found: string[] = []
+    await collectNames(join(root, dir), '', found)
+    for (const name of found.sort()) {
+      const metadataDir = join(root, dir, name)
+      if (await exists(join(root, link(name)))) {
+        for (const digest of await recordDigests(metadataDir)) liveDigests.add(digest)
+        for (const layer of (await readDuccManifest(metadataDir))?.layers ?? []) if (layer.digest) liveLayers.add(layer.digest)
+      } else {
+        garbage.push({kind: 'metadata', path: join(dir, name), name: dir === METADATA_DIR ? name : undefined, bytes: await treeBytes(metadataDir)})
+      }
+    }
+  }
+
+  // Flat roots, and our records of them.
+  const remaining = new Set<string>()
+  for (const hex of await hashedEntries(root, FLAT_DIR)) {
+    if (linked.has(hex)) {
+      remaining.add(hex)
+      continue
+    }
+    const record = await readJson(join(root, flatRecordRel(`sha256:${hex}`)))
+    const size = typeof record?.size === 'number' ? record.size : await treeBytes(join(root, FLAT_DIR, hex.slice(0, 2), hex))
+    garbage.push({kind: 'flat', path: join(FLAT_DIR, hex.slice(0, 2), hex), bytes: size})
+  }
+  for (const file of await hashedEntries(root, join(METADATA_DIR, FLAT_DIR), '.json')) {
+    if (!remaining.has(file)) garbage.push({kind: 'flat-record', path: flatRecordRel(`sha256:${file}`), bytes: await fileBytes(join(root, flatRecordRel(`sha256:${file}`)))})
+  }
+
+  // Original manifest and config bytes.
+  for (const hex of await names(join(root, BLOBS_DIR))) {
+    if (!HEX.test(hex) || liveDigests.has(`sha256:${hex}`) || remaining.has(hex)) continue
+    garbage.push({kind: 'blob', path: join(BLOBS_DIR, hex), bytes: await fileBytes(join(root, BLOBS_DIR, hex))})
+  }
+
+  // DUCC's per-layer trees.
+  for (const hex of await hashedEntries(root, LAYERS_DIR)) {
+    if (liveLayers.has(`sha256:${hex}`)) continue
+    const path = join(LAYERS_DIR, hex.slice(0, 2), hex)
+    garbage.push({kind: 'layer', path, bytes: await treeBytes(join(root, path))})
+  }
+  return garbage
+}
+
+/**
+ * Every symlink that can name an image: below the public directories and `.multiarch/`,
+ * not in the other areas (`.flat`, `.metadata`, …), not in the podman store, and not inside
+ * a tree that is a nested catalog (a flat root copied under a name).
+ */
+async function symlinks(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await readdir(join(root, rel), {withFileTypes: true}).catch(() => [])
+    if (rel !== '' && entries.some((e) => e.name === CATALOG_MARKER)) return
+    for (const entry of entries) {
+      if (rel === '' && (entry.name === PODMAN_STORE_DIR || (entry.name.startsWith('.') && entry.name !== MULTIARCH_DIR))) continue
+      const child = rel === '' ? entry.name : `${rel}/${entry.name}`
+      if (entry.isSymbolicLink()) out.set(child, await readlink(join(root, child)))
+      else if (entry.isDirectory()) await walk(child)
+    }
+  }
+  await walk('')
+  return out
+}
+
+/**
+ * Where a link leads, relative to the repository root, read without the file system:
+ * `undefined` for variant links (their `.multiarch/` targets are links of their own) and
+ * absolute targets outside /cvmfs.
+ */
+export function lexicalTarget(link: string, target: string): string | undefined {
+  if (target.includes('$(')) return undefined
+  if (target.startsWith('/')) {
+    const rest = /^\/cvmfs\/[^/]+\/(.*)$/.exec(target)?.[1]
+    return rest === undefined ? undefined : posix.normalize(rest)
+  }
+  return posix.normalize(posix.join(posix.dirname(link), target))
+}
+
+/** `<dir>/<hh>/<hex><suffix>` entries: the hex of each. */
+async function hashedEntries(root: string, dir: string, suffix = ''): Promise<string[]> {
+  const out: string[] = []
+  for (const hh of await names(join(root, dir))) {
+    if (!/^[0-9a-f]{2}$/.test(hh)) continue
+    for (const entry of await names(join(root, dir, hh))) {
+      const hex = entry.endsWith(suffix) ? entry.slice(0, entry.length - suffix.length) : ''
+      if (HEX.test(hex) && hex.startsWith(hh)) out.push(hex)
+    }
+  }
+  return out.sort()
+}
+
+/** The digests our record of a name keeps blobs for. */
+async function recordDigests(metadataDir: string): Promise<string[]> {
+  const record = await readJson(join(metadataDir, IMAGE_RECORD))
+  return ['manifestDigest', 'configDigest', 'indexDigest'].map((key) => record?.[key]).filter((d): d is string => typeof d === 'string')
+}
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const json = JSON.parse(await readFile(path, 'utf8')) as unknown
+    return typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function names(dir: string): Promise<string[]> {
+  return (await readdir(dir).catch(() => [] as string[])).sort()
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  )
+}
+
+async function fileBytes(path: string): Promise<number> {
+  return (await lstat(path).catch(() => undefined))?.size ?? 0
+}
+
+/** Bytes of file content below a directory. */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const entry of await readdir(dir, {withFileTypes: true, recursive: true}).catch(() => [])) {
+    if (entry.isFile()) total += await fileBytes(join(entry.parentPath, entry.name))
+  }
+  return total
+}

@@ -1,0 +1,94 @@
+/**
+ * `cvmfs-oci rm IMAGE…` as a function: remove the public links and metadata of images
+ * (all of them in one repository change), and their names from the podman store in the
+ * same change. Flat roots stay: running containers may use them, and another name may
+ * point to the same one; `cvmfs-oci gc` deletes those no link points to any more.
+ */
+import {lstat, readdir} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {chooseTarget, describeTarget, openBackend, type TargetOptions} from '../backends/open.js'
+import {NotFoundError} from '../errors.js'
+import {metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from '../layout/paths.js'
+import {removeAndPrune} from '../layout/remove.js'
+import type {Logger} from '../log.js'
+import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
+import {updatePodmanStore} from '../podman-store/store.js'
+import {formatReference, layoutName, layoutRegistries, parseReference} from '../reference/reference.js'
+
+export interface RmOptions extends TargetOptions {
+  images: string[]
+  /** Like podman rmi --ignore: an image that is not published is not an error. */
+  ignore: boolean
+  lockTimeoutMs: number
+  logger: Logger
+}
+
+export interface RemovedImage {
+  image: string
+  /** The public link name removed. */
+  name: string
+  /** Everything removed for it, relative to the repository root. */
+  paths: string[]
+}
+
+export interface RmResult {
+  repository: string
+  removed: RemovedImage[]
+  missing: string[]
+  /** Set when an image was not published (and --ignore was not given). */
+  failure?: NotFoundError
+}
+
+export async function rmCommand(options: RmOptions): Promise<RmResult> {
+  const {logger} = options
+  // Every reference is checked before the repository is touched.
+  const references = options.images.map((image) => ({image, reference: parseReference(image)}))
+  const target = chooseTarget(options)
+  const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs})
+  const result: RmResult = {repository: describeTarget(target), removed: [], missing: []}
+  try {
+    for (const {image, reference} of references) {
+      const found = await publishedPaths(backend.root, layoutRegistries(reference).map((dir) => layoutName(reference, dir)))
+      if (found.length === 0) result.missing.push(image)
+      for (const entry of found) result.removed.push({image: formatReference(reference), ...entry})
+    }
+    if (result.removed.length > 0) {
+      const paths = result.removed.flatMap((r) => r.paths)
+      const store = await exists(join(backend.root, PODMAN_STORE_DIR))
+      await backend.change(store ? [...paths, PODMAN_STORE_DIR] : paths, async (root) => {
+        for (const path of paths) await removeAndPrune(root, path)
+        await updatePodmanStore(root, {remove: result.removed.map((r) => r.name)}, logger)
+      })
+      for (const removed of result.removed) logger.info(`${removed.image}: removed ${removed.name} (its flat root stays until \`cvmfs-oci gc\`)`)
+    }
+  } finally {
+    await backend.close()
+  }
+  if (result.missing.length > 0) {
+    const message = `not published in ${result.repository}: ${result.missing.join(', ')}`
+    if (options.ignore) logger.info(message)
+    else result.failure = new NotFoundError(message, {code: 'E_NOT_PUBLISHED', hint: '`cvmfs-oci list` shows what is published; --ignore skips images that are not.'})
+  }
+  return result
+}
+
+/** For each candidate name that is published: its link, metadata and multi-arch entries. */
+async function publishedPaths(root: string, names: string[]): Promise<{name: string; paths: string[]}[]> {
+  const arches = await readdir(join(root, MULTIARCH_DIR)).catch(() => [] as string[])
+  const out: {name: string; paths: string[]}[] = []
+  for (const name of names) {
+    const candidates = [name, metadataDirRel(name), ...arches.flatMap((arch) => [multiarchLinkRel(arch, name), multiarchMetadataDirRel(arch, name)])]
+    const paths: string[] = []
+    for (const path of candidates) if (await exists(join(root, path))) paths.push(path)
+    if (paths.length > 0) out.push({name, paths})
+  }
+  return out
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  )
+}

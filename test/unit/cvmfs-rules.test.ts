@@ -1,0 +1,129 @@
+/**
+ * The pure rules behind the CVMFS backends, sync and gc, as tables: how narrow a
+ * transaction can be, how `cvmfs_server list` is read, durations, wish list entries.
+ */
+import {mkdir, mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {parseList} from '../../src/backends/cvmfs-server.js'
+import {commonParent, transactionScope} from '../../src/backends/scope.js'
+import {formatDuration, parseDuration} from '../../src/gc/duration.js'
+import {parseWish, parseWishlist} from '../../src/sync/wishlist.js'
+
+describe('transaction scope', () => {
+  it.each([
+    {paths: ['.flat/ab/abc'], parent: '.flat/ab'},
+    {paths: ['.flat/ab/abc', '.flat/cd/cde'], parent: '.flat'},
+    {paths: ['.flat/ab/abc', '.metadata/.flat/ab/abc.json'], parent: ''},
+    {paths: ['.flat/ab/abc', 'reg.io/x:1', '.metadata/reg.io/x:1'], parent: ''},
+    {paths: ['reg.io/team/x:1', 'reg.io/team/y:1'], parent: 'reg.io/team'},
+    {paths: ['top'], parent: ''},
+    {paths: ['/a/b/../c/d'], parent: 'a/c'},
+    {paths: [], parent: ''},
+  ])('$paths → "$parent"', ({paths, parent}) => {
+    expect(commonParent(paths)).toBe(parent)
+  })
+
+  let root: string
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'cvmfs-oci-scope-'))
+    await mkdir(join(root, '.flat', 'ab'), {recursive: true})
+  })
+  afterAll(async () => rm(root, {recursive: true, force: true}))
+
+  it('walks up to a directory that exists (the server refuses one that does not)', async () => {
+    expect(await transactionScope(root, ['.flat/ab/abc'])).toBe('.flat/ab')
+    expect(await transactionScope(root, ['.flat/cd/cde'])).toBe('.flat')
+    expect(await transactionScope(root, ['.metadata/.flat/cd/cde.json'])).toBeUndefined()
+    expect(await transactionScope(root, ['.flat/ab/x', 'reg.io/x:1'])).toBeUndefined()
+  })
+})
+
+describe('cvmfs_server list', () => {
+  const output = ['other.local (stratum0 / local - in transaction)  ', 'test.local (stratum0 / local)  ', 'gw.repo (stratum0 / gw - in transaction - whitelist expired) ', ''].join('\n')
+  it.each([
+    {name: 'test.local', expected: {listed: true, inTransaction: false}},
+    {name: 'other.local', expected: {listed: true, inTransaction: true}},
+    {name: 'gw.repo', expected: {listed: true, inTransaction: true}},
+    {name: 'test', expected: {listed: false, inTransaction: false}},
+    {name: 'missing.local', expected: {listed: false, inTransaction: false}},
+  ])('$name', ({name, expected}) => {
+    expect(parseList(output, name)).toMatchObject(expected)
+  })
+})
+
+describe('durations', () => {
+  it.each([
+    ['0', 0],
+    ['90', 90_000],
+    ['90s', 90_000],
+    ['15m', 900_000],
+    ['36h', 129_600_000],
+    ['7d', 604_800_000],
+    ['2w', 1_209_600_000],
+    ['1d12h', 129_600_000],
+    ['1.5h', 5_400_000],
+  ])('%s', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms)
+  })
+  it.each(['', 'soon', '7 days', '-1d', '1x', 'd7'])('rejects %j', (text) => {
+    expect(() => parseDuration(text)).toThrow(expect.objectContaining({code: 'E_BAD_DURATION', exitCode: 2}))
+  })
+  it('formats in the largest whole unit', () => {
+    expect([0, 90_000, 3_600_000, 604_800_000, 129_600_000].map(formatDuration)).toEqual(['0s', '90s', '1h', '7d', '36h'])
+  })
+})
+
+describe('wish list entries', () => {
+  it.each([
+    {input: 'https://registry.hub.docker.com/library/centos:centos7', ref: {registry: 'docker.io', repository: 'library/centos', tag: 'centos7'}, insecure: false},
+    {input: 'registry.example.org/sci/app:2', ref: {registry: 'registry.example.org', repository: 'sci/app', tag: '2'}, insecure: false},
+    {input: 'http://127.0.0.1:5000/x/y', ref: {registry: '127.0.0.1:5000', repository: 'x/y', tag: 'latest'}, insecure: true},
+    {input: `https://quay.io/a/b@sha256:${'1'.repeat(64)}`, ref: {registry: 'quay.io', repository: 'a/b', digest: `sha256:${'1'.repeat(64)}`}, insecure: false},
+  ])('$input', ({input, ref, insecure}) => {
+    const wish = parseWish(input)
+    expect(wish.reference).toEqual(ref)
+    expect(wish.insecure).toBe(insecure)
+    expect(wish.tagPattern).toBeUndefined()
+  })
+
+  it('reads * and ? in a tag as a pattern over the tag list, and only there', () => {
+    const wish = parseWish('https://registry.hub.docker.com/atlas/analysisbase:21.2.1*')
+    expect(wish.reference).toMatchObject({registry: 'docker.io', repository: 'atlas/analysisbase', tag: '21.2.1*'})
+    expect(['21.2.1', '21.2.10', '21.2.1-x', '21.2.2', '121.2.1'].filter((t) => wish.tagPattern!.test(t))).toEqual(['21.2.1', '21.2.10', '21.2.1-x'])
+    expect(parseWish('r.io/x:v?').tagPattern!.test('v1')).toBe(true)
+    expect(() => parseWish('r.io/x*:1')).toThrow(/invalid image reference/)
+    expect(() => parseWish(`r.io/x:1*@sha256:${'2'.repeat(64)}`)).toThrow(/cannot go with a digest/)
+    expect(() => parseWish('ftp://r.io/x:1')).toThrow(/unsupported scheme ftp/)
+  })
+
+  it("accepts DUCC's recipe, thin-image fields included, and names the line of each problem", () => {
+    const good = parseWishlist(['version: 1', 'user: cvmfsunpacker', "cvmfs_repo: 'unpacked.cern.ch'", "output_format: 'x/$(image)'", 'input:', "  - 'r.io/a:1'", "  - 'r.io/b:*'", ''].join('\n'), 'w.yaml')
+    expect(good.repository).toBe('unpacked.cern.ch')
+    expect(good.wishes.map((w) => [w.input, w.line])).toEqual([
+      ['r.io/a:1', 6],
+      ['r.io/b:*', 7],
+    ])
+    const problems = (text: string) => {
+      try {
+        parseWishlist(text, 'w.yaml')
+      } catch (error) {
+        expect(error).toMatchObject({code: 'E_BAD_WISHLIST', exitCode: 2})
+        return (error as Error).message.split('\n').slice(1).map((l) => l.trim())
+      }
+      throw new Error('no error')
+    }
+    expect(problems(['version: 1', 'cvmfs_repo: x', 'input:', '  - r.io/a:1', '  - 7', '  - r.io/B:1', ''].join('\n'))).toEqual(['w.yaml:5:5: /input/1: must be string (got 7)'])
+    expect(problems(['version: 1', 'cvmfs_repo: x', 'input:', '  - r.io/a:1', '  - r.io/B:1', ''].join('\n'))).toEqual([
+      expect.stringMatching(/^w\.yaml:5:5: \/input\/1: invalid image reference "r\.io\/B:1"/),
+    ])
+    expect(problems(['cvmfs_repo: x', 'input: []', ''].join('\n'))).toEqual([
+      'w.yaml:1:1: /version: is required but missing',
+      expect.stringMatching(/^w\.yaml:2:8: \/input: must NOT have fewer than 1 items/),
+    ])
+    expect(problems('version: 1\ninput: [a\n')[0]).toMatch(/^w\.yaml:\d+:\d+: /)
+  })
+})
