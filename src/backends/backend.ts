@@ -6,6 +6,12 @@
 import type {Logger} from '../log.js'
 
 export interface RepositoryBackend {
+  /**
+   * Whether a new flat root may be started as hardlinks into a published one
+   * (publish/base-root.ts). True for plain directories; a CVMFS union mount would
+   * copy every linked file up, so the CVMFS backends say no.
+   */
+  readonly hardlinkClones?: boolean
   /** The repository root that readers see (e.g. /cvmfs/NAME or the --root directory). */
   readonly root: string
   /** Human name for messages. */

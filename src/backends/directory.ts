@@ -17,6 +17,7 @@ const LOCK_FILE = join(WORK_DIR, 'lock')
 
 export class DirectoryBackend implements RepositoryBackend {
   readonly description: string
+  readonly hardlinkClones = true
   readonly stateDir: string
 
   private constructor(

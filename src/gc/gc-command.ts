@@ -107,6 +107,7 @@ const kindLabel: Record<Garbage['kind'], string> = {
   metadata: 'metadata of a removed name',
   flat: 'flat root',
   'flat-record': 'flat root record',
+  chain: 'layer-stack index entry',
   blob: 'manifest/config blob',
   layer: 'DUCC layer',
 }

@@ -17,11 +17,11 @@
 import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
 import {join, posix} from 'node:path'
 
-import {BLOBS_DIR, CATALOG_MARKER, FLAT_DIR, flatRecordRel, IMAGE_RECORD, LAYERS_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
+import {BLOBS_DIR, CATALOG_MARKER, CHAINS_DIR, FLAT_DIR, flatRecordRel, IMAGE_RECORD, LAYERS_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
 import {collectNames, readDuccManifest} from '../layout/list.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 
-export type GarbageKind = 'metadata' | 'flat' | 'flat-record' | 'blob' | 'layer'
+export type GarbageKind = 'metadata' | 'flat' | 'flat-record' | 'chain' | 'blob' | 'layer'
 
 export interface Garbage {
   kind: GarbageKind
@@ -80,6 +80,13 @@ export async function findGarbage(root: string): Promise<Garbage[]> {
   }
   for (const file of await hashedEntries(root, join(METADATA_DIR, FLAT_DIR), '.json')) {
     if (!remaining.has(file)) garbage.push({kind: 'flat-record', path: flatRecordRel(`sha256:${file}`), bytes: await fileBytes(join(root, flatRecordRel(`sha256:${file}`)))})
+  }
+
+  // The ChainID index: entries whose flat root is gone or going.
+  for (const hex of await hashedEntries(root, join(METADATA_DIR, CHAINS_DIR))) {
+    const path = join(METADATA_DIR, CHAINS_DIR, hex.slice(0, 2), hex)
+    const target = /sha256:([0-9a-f]{64})/.exec((await readFile(join(root, path), 'utf8').catch(() => '')) ?? '')?.[1]
+    if (!target || !remaining.has(target)) garbage.push({kind: 'chain', path, bytes: await fileBytes(join(root, path))})
   }
 
   // Original manifest and config bytes.

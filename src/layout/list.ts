@@ -9,7 +9,7 @@ import {lstat, readdir, readFile, realpath} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'
-import {DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR} from './paths.js'
+import {CHAINS_DIR, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR} from './paths.js'
 import {formatReference, parseLayoutName} from '../reference/reference.js'
 import {isMissing, resolvePublicLink} from './link.js'
 
@@ -52,7 +52,7 @@ export interface DuccManifest {
 }
 
 /** Directories of `.metadata` that are not image names. */
-const SKIP = new Set(['.blobs', FLAT_DIR, MULTIARCH_DIR])
+const SKIP = new Set(['.blobs', CHAINS_DIR, FLAT_DIR, MULTIARCH_DIR])
 /** Parallel reads while listing: enough to hide CVMFS latency, few enough for the fd limit. */
 const CONCURRENCY = 16
 

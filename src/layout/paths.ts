@@ -19,6 +19,12 @@ export function flatRecordRel(configDigest: string): string {
   const hex = digestHex(configDigest)
   return join(METADATA_DIR, FLAT_DIR, hex.slice(0, 2), `${hex}.json`)
 }
+/** `.metadata/.chains/<hh>/<hex>`: which flat root holds exactly the layer stack of a ChainID. */
+export function chainIndexRel(chainId: string): string {
+  const hex = digestHex(chainId)
+  return join(METADATA_DIR, CHAINS_DIR, hex.slice(0, 2), hex)
+}
+export const CHAINS_DIR = '.chains'
 /** Per-image record written next to DUCC's manifest.json. */
 export const IMAGE_RECORD = 'cvmfs-oci.json'
 export const DUCC_MANIFEST = 'manifest.json'

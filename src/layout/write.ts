@@ -9,7 +9,7 @@ import {lstat, mkdir, readFile, rename, rm, symlink, writeFile} from 'node:fs/pr
 import {dirname, join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {blobRel, CATALOG_MARKER, DUCC_MANIFEST, FLAT_DIR, flatRecordRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from './paths.js'
+import {blobRel, CATALOG_MARKER, chainIndexRel, DUCC_MANIFEST, FLAT_DIR, flatRecordRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from './paths.js'
 
 /** Temporary names start with this, so a reader or a clean-up can tell them apart. */
 export const TEMP_PREFIX = '.cvmfs-oci-tmp.'
@@ -108,6 +108,10 @@ export async function writeImageMetadata(root: string, meta: ImageMetadata): Pro
 /** What we know of a flat root, kept at `.metadata/.flat/<hh>/<hex>.json`. */
 export interface FlatRecord {
   configDigest: string
+  /** ChainID of the layers merged into it (without foreign layers). */
+  chainId?: string
+  /** Paths publish added (mount points, .cvmfscatalog): not part of the image's layers. */
+  added?: string[]
   /** bytes of file content */
   size: number
   files: number
@@ -116,6 +120,8 @@ export interface FlatRecord {
 
 export async function writeFlatRecord(root: string, record: FlatRecord): Promise<void> {
   await writeFileAtomic(join(root, flatRecordRel(record.configDigest)), `${JSON.stringify(record, null, 2)}\n`)
+  // The index that lets an image built on this one start from it (publish/base-root.ts).
+  if (record.chainId) await writeFileAtomic(join(root, chainIndexRel(record.chainId)), `${record.configDigest}\n`)
 }
 
 export async function readFlatRecord(root: string, configDigest: string): Promise<FlatRecord | undefined> {

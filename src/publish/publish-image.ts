@@ -28,6 +28,9 @@ import {choosePlatform, formatPlatform, type PlatformSpec} from '../oci/platform
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {mergeLayers} from '../unpack/merge.js'
+import {treeBytes} from '../unpack/tree-bytes.js'
+import {chainIds} from '../oci/chain-id.js'
+import {findBaseRoot} from './base-root.js'
 import {checkPlatform, verifyConfigBlob, verifyDiffIds, verifyDigest} from './verify.js'
 
 export interface PublishOptions {
@@ -39,6 +42,8 @@ export interface PublishOptions {
   /** Where downloads go (default: the system temp dir). */
   tmpDir?: string
   signal?: AbortSignal
+  /** Start a merge from a published root with the same first layers (hardlinks: plain directories only). */
+  reuseBaseRoots?: boolean
   /** Decide the status only (`sync --dry-run`): no layer is fetched, nothing is written. */
   dryRun?: boolean
 }
@@ -177,7 +182,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
       if (!flatExists) {
-        const stats = await unpack(writeRoot, temp.path, manifest, config, source.input, options)
+        const stats = await unpack(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true})
         size = stats.size
         added = stats.added
       }
@@ -248,22 +253,28 @@ async function unpack(
       logger.warn(`${what}: skipping foreign layer ${layer.digest} (not distributable, as podman does)`)
       return false
     })
-  const total = layers.reduce((sum, {layer}) => sum + layer.size, 0)
+  const chains = chainIds(layers.map(({diffId}) => diffId))
+  // Start from a published root holding our first layers (hardlink clone; plain directories only).
+  const base = options.reuseBaseRoots ? await findBaseRoot(root, chains) : undefined
+  const todo = base ? layers.slice(base.layers) : layers
+  const total = todo.reduce((sum, {layer}) => sum + layer.size, 0)
   let done = 0
   await mkdir(staging, {recursive: true})
   try {
-    logger.info(`${what}: unpacking ${layers.length} layer(s), ${formatBytes(total)}`)
+    if (base) logger.info(`${what}: starting from ${flatRootRel(base.configDigest)}, which holds ${base.layers} of its ${layers.length} layer(s)`)
+    logger.info(`${what}: unpacking ${todo.length} layer(s), ${formatBytes(total)}`)
     const stats = await mergeLayers({
       root: staging,
       workDir: join(tempPath),
       logger,
-      layers: layers.map(({layer, diffId, index}) => ({
+      base: base && {path: base.path, skip: base.skip},
+      layers: todo.map(({layer, diffId, index}) => ({
         blobPath: join(tempPath, 'image', digestHex(layer.digest)),
         expect: {digest: layer.digest, size: layer.size, diffId, label: `${index + 1}/${manifest.layers.length} (${layer.digest.slice(0, 19)})`},
       })),
       onProgress: (index, bytes) => {
         done += bytes
-        logger.progress(`${what}: layer ${index + 1}/${manifest.layers.length}  ${formatBytes(done)} / ${formatBytes(total)}`)
+        logger.progress(`${what}: layer ${todo[index]!.index + 1}/${manifest.layers.length}  ${formatBytes(done)} / ${formatBytes(total)}`)
       },
     })
     const added = await addMountPoints(staging)
@@ -272,8 +283,10 @@ async function unpack(
     const flat = join(root, flatRootRel(configDigest))
     await mkdir(join(flat, '..'), {recursive: true})
     await rename(staging, flat)
-    await writeFlatRecord(root, {configDigest, size: stats.bytes, files: stats.files, unpacked: new Date().toISOString()})
-    return {size: stats.bytes, added}
+    // What the root holds (not what was written: upper layers overwrite lower files).
+    const size = treeBytes(flat)
+    await writeFlatRecord(root, {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()})
+    return {size, added}
   } finally {
     await rm(staging, {recursive: true, force: true})
   }

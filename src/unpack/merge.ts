@@ -3,7 +3,8 @@
  * verifying each layer's digest, size and DiffID as it streams. The target is a
  * staging directory: nothing here is visible to readers until the caller renames it.
  */
-import {chmodSync, lchownSync, lutimesSync} from 'node:fs'
+import {chmodSync, lchownSync, lstatSync, lutimesSync} from 'node:fs'
+import {join, relative} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 
 import {CvmfsOciError, VerificationError} from '../errors.js'
@@ -11,7 +12,8 @@ import type {Logger} from '../log.js'
 import {LayerApplier, MergeState, type TarEntry} from './apply-entry.js'
 import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
 import {createTarExtract} from './tar-reader.js'
-import {applyXattrs} from './xattrs.js'
+import {cloneTree} from './clone-tree.js'
+import {applyXattrs, readXattrTree} from './xattrs.js'
 
 export interface LayerInput {
   blobPath: string
@@ -29,6 +31,8 @@ export interface MergeOptions {
   isRoot?: boolean
   /** Called as compressed bytes of layer `index` are read. */
   onProgress?: (index: number, bytes: number) => void
+  /** Start from this flat root (the merge of the layers before `layers`), minus `skip`. */
+  base?: {path: string; skip: string[]}
 }
 
 export interface MergeStats {
@@ -58,6 +62,15 @@ export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
 async function mergeInto(state: MergeState, options: MergeOptions): Promise<MergeStats> {
   const compressions: Compression[] = []
   let tarBytes = 0
+  if (options.base) {
+    const cloned = cloneTree(options.base.path, state, new Set(options.base.skip))
+    // Directory attributes live on the directory, not on a shared inode: copy them.
+    for (const [path, attrs] of await readXattrTree(options.base.path, options.logger)) {
+      const rel = relative(options.base.path, path)
+      if (rel && !options.base.skip.includes(rel) && lstatSync(path).isDirectory()) state.xattrs.set(join(options.root, rel), attrs)
+    }
+    options.logger.debug(`started from ${options.base.path} (${cloned} entries)`)
+  }
   for (const [index, input] of options.layers.entries()) {
     const layer = await openLayer(input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
     compressions.push(layer.compression)

@@ -10,7 +10,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {cliOk} from '../helpers/cli.js'
+import {cli, cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
 import {requireTools} from '../helpers/tools.js'
@@ -66,5 +66,59 @@ describe('publish equals umoci unpack', () => {
     expect(ours.get('home/user/secret')).toMatchObject({uid: 1000, gid: 1000, mode: 0o600})
     expect(ours.get('dev/null')).toMatchObject({type: 'char', rdev: '1:3'})
     expect(ours.get('run/pipe')?.type).toBe('fifo')
+  })
+})
+
+describe('an image on a published base', () => {
+  let work: string
+  beforeAll(async () => {
+    requireTools('skopeo', 'umoci', 'getfattr', 'setfattr')
+    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-base-'))
+  })
+  afterAll(async () => {
+    await rm(work, {recursive: true, force: true})
+  })
+
+  it('starts from the base root, equals umoci unpack, and leaves the base untouched', async () => {
+    const tricky = trickyImage()
+    const base = {...tricky, layers: tricky.layers.slice(0, 3)}
+    // Same layers as the app, another config: no layer needs applying at all.
+    const twin = {...tricky, config: {...tricky.config, Env: ['TWIN=1']}}
+    const layout = join(work, 'layout')
+    await writeOciLayout(layout, [
+      {tag: 'base', image: base},
+      {tag: 'app', image: tricky},
+      {tag: 'twin', image: twin},
+    ])
+    const registry = registryAddress()
+    const refs = await Promise.all(['base', 'app', 'twin'].map((tag) => pushLayout(layout, tag, registry, `oracle/onbase:${tag}`)))
+    const repo = join(work, 'repo')
+    const publish = async (ref: string) => {
+      const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--json', ref])
+      expect(result.exitCode, result.stderr).toBe(0)
+      return {out: JSON.parse(result.stdout).images[0], log: result.stderr}
+    }
+    const baseRun = await publish(refs[0]!)
+    const baseBefore = await snapshotTree(baseRun.out.path)
+
+    const app = await publish(refs[1]!)
+    expect(app.log).toContain('holds 3 of its 4 layer(s)')
+    expect(app.log).toContain('unpacking 1 layer(s)')
+    const twinRun = await publish(refs[2]!)
+    expect(twinRun.log).toContain('holds 4 of its 4 layer(s)')
+    expect(twinRun.log).toContain('unpacking 0 layer(s)')
+
+    const theirs = await snapshotTree(await umociUnpack(layout, 'app', join(work, 'bundle')))
+    for (const run of [app, twinRun]) {
+      const added = new Set<string>(run.out.added)
+      const ours = await snapshotTree(run.out.path, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
+      for (const tree of [ours, theirs]) for (const info of tree.values()) if (info.type === 'dir') delete info.mtimeMs
+      expect(diffTrees(theirs, ours)).toEqual([])
+    }
+    expect(diffTrees(baseBefore, await snapshotTree(baseRun.out.path))).toEqual([])
+    // The size is of the tree, however it was built.
+    const scratch = await cli(['publish', '--root', join(work, 'scratch'), '--tls-verify=false', '--json', refs[1]!])
+    expect(JSON.parse(scratch.stdout).images[0].size).toBe(app.out.size)
+    expect(twinRun.out.size).toBe(app.out.size)
   })
 })

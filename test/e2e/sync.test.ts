@@ -119,7 +119,7 @@ describe('sync, rm and gc --root (a directory)', () => {
     expect((await cli(['rm', '--root', root, `${registry}/${unique}/tool:2.0`])).exitCode).toBe(0)
     await lstat(flat)
     const gc = JSON.parse((await cli(['gc', '--root', root, '--grace-period', '0', '--json'])).stdout)
-    expect(gc.deleted.map((i: {kind: string}) => i.kind).sort()).toEqual(['blob', 'blob', 'flat', 'flat-record'])
+    expect(gc.deleted.map((i: {kind: string}) => i.kind).sort()).toEqual(['blob', 'blob', 'chain', 'flat', 'flat-record'])
     await expect(lstat(flat)).rejects.toThrow()
     expect(await readdir(join(root, registry, unique))).toEqual(['other:latest'])
     // No bookkeeping left in the directory when nothing waits for the grace period.

@@ -1,0 +1,36 @@
+/**
+ * Find a published flat root to start a merge from: the one whose layers are the
+ * longest prefix of the new image's (by ChainID, through `.metadata/.chains`). An
+ * app image on a published base then costs its own layers only; an image with the
+ * same layers and another config costs no layer at all.
+ */
+import {readFile, stat} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {CATALOG_MARKER, chainIndexRel, flatRootRel} from '../layout/paths.js'
+import {readFlatRecord} from '../layout/write.js'
+
+export interface BaseRoot {
+  configDigest: string
+  path: string
+  /** How many of the new image's layers it already holds. */
+  layers: number
+  /** What publish added to it, to leave out of the clone. */
+  skip: string[]
+}
+
+/** `chains[i]` is the ChainID of the new image's layers 0…i. */
+export async function findBaseRoot(root: string, chains: readonly string[]): Promise<BaseRoot | undefined> {
+  for (let k = chains.length; k >= 1; k--) {
+    const chainId = chains[k - 1]!
+    const configDigest = (await readFile(join(root, chainIndexRel(chainId)), 'utf8').catch(() => '')).trim()
+    if (!/^sha256:[0-9a-f]{64}$/.test(configDigest)) continue
+    // Only a root whose record says what was added to it can be cloned faithfully.
+    const record = await readFlatRecord(root, configDigest)
+    if (!record?.added || record.chainId !== chainId) continue
+    const path = join(root, flatRootRel(configDigest))
+    if (!(await stat(path).then((s) => s.isDirectory(), () => false))) continue
+    return {configDigest, path, layers: k, skip: [...record.added, CATALOG_MARKER]}
+  }
+  return undefined
+}
