@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// `resolve` runs before container starts and `--version` is what scripts probe:
-// both skip oclif (see src/cli/fast-paths.ts); everything else is an oclif command.
-const argv = process.argv.slice(2)
-const {fastPath} = await import('../dist/cli/fast-paths.js')
-const code = await fastPath(argv)
-if (code === undefined) {
-  // Commands are built JavaScript: never look for TypeScript (oclif would under NODE_ENV=development).
-  globalThis.oclif = {...globalThis.oclif, enableAutoTranspile: false}
-  const {execute} = await import('@oclif/core')
-  await execute({dir: import.meta.url})
-} else {
-  process.exitCode = code
-}
+// The cvmfs-oci command. CommonJS (bin/package.json), so that `resolve` (run before
+// container starts) and `--version` load one bundled file and skip oclif entirely
+// (src/cli/fast-paths.ts); everything else is an oclif command.
+'use strict'
+require('../dist/cli/fast-paths.cjs')
+  .fastPath(process.argv.slice(2))
+  .then(async (code) => {
+    if (code !== undefined) {
+      process.exitCode = code
+      return
+    }
+    // Commands are built JavaScript: never look for TypeScript (oclif would under NODE_ENV=development).
+    globalThis.oclif = {...globalThis.oclif, enableAutoTranspile: false}
+    const {execute} = await import('@oclif/core')
+    // The package root (bin/package.json only marks bin/ as CommonJS).
+    await execute({dir: require('node:path').join(__dirname, '..')})
+  })

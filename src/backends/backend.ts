@@ -12,6 +12,11 @@ export interface RepositoryBackend {
    * copy every linked file up, so the CVMFS backends say no.
    */
   readonly hardlinkClones?: boolean
+  /**
+   * Whether `change` may run while the image is still downloading (layers unpacked
+   * as they arrive). Not while a CVMFS transaction is open: it must stay short.
+   */
+  readonly downloadDuringChange?: boolean
   /** The repository root that readers see (e.g. /cvmfs/NAME or the --root directory). */
   readonly root: string
   /** Human name for messages. */

@@ -18,6 +18,7 @@ const LOCK_FILE = join(WORK_DIR, 'lock')
 export class DirectoryBackend implements RepositoryBackend {
   readonly description: string
   readonly hardlinkClones = true
+  readonly downloadDuringChange = true
   readonly stateDir: string
 
   private constructor(

@@ -6,6 +6,7 @@
  * exists costs no layer download; one whose link and record are already current
  * costs no change of the repository at all.
  */
+import {existsSync} from 'node:fs'
 import {lstat, mkdir, readFile, readlink, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -126,13 +127,17 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
   logger.info(`${source.input}: fetching manifest (${formatPlatform(options.platform)})`)
   const chosen = await choose(source, options)
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
+  // A download running while layers are unpacked (see below), stopped if anything fails.
+  let download: Promise<void> | undefined
+  const stopDownload = new AbortController()
   try {
     let manifestBytes = chosen.manifestBytes
     let configBytes: Buffer | undefined
     let fetched = false
     const fetchAll = async () => {
       logger.info(`${source.input}: downloading`)
-      await copyToDir(chosen.copyRef, join(temp.path, 'image'), options.registry, chosen.skopeoPlatform, logger, options.signal)
+      const signal = options.signal ? AbortSignal.any([options.signal, stopDownload.signal]) : stopDownload.signal
+      await copyToDir(chosen.copyRef, join(temp.path, 'image'), options.registry, chosen.skopeoPlatform, logger, signal)
       fetched = true
       const layout = await readDirLayout(join(temp.path, 'image'))
       if (manifestBytes && !layout.manifest.equals(manifestBytes)) {
@@ -166,6 +171,12 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     if (flatExists) {
       configBytes = await readFile(join(root, blobRel(configDigest))).catch(() => undefined)
       configBytes ??= await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
+    } else if (!fetched && manifestBytes && backend.downloadDuringChange) {
+      // Unpack each layer as soon as skopeo has it: download and unpacking overlap.
+      // (Only where no transaction is held open meanwhile: plain directories.)
+      configBytes = await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
+      download = fetchAll()
+      download.catch(() => {})
     } else {
       if (!fetched) await fetchAll()
       configBytes = await readFile(join(temp.path, 'image', digestHex(configDigest))).catch(() => undefined)
@@ -182,7 +193,11 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
       if (!flatExists) {
-        const stats = await unpack(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true})
+        const stats = await unpack(writeRoot, temp.path, manifest, config, source.input, {
+          ...options,
+          reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true,
+          download,
+        })
         size = stats.size
         added = stats.added
       }
@@ -229,7 +244,27 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       }
     }
   } finally {
+    if (download) {
+      stopDownload.abort()
+      await download.catch(() => {})
+    }
     await temp.cleanup()
+  }
+}
+
+/** Resolve once skopeo has renamed a blob into place (it writes under a temporary name first). */
+async function blobReady(path: string, download: Promise<void>): Promise<void> {
+  let settled = false
+  download.then(
+    () => (settled = true),
+    () => (settled = true),
+  )
+  while (!existsSync(path)) {
+    if (settled) {
+      await download // rethrows the download's error
+      if (!existsSync(path)) throw new VerificationError(`the download did not produce ${path}`, {code: 'E_MISSING_BLOB'})
+    }
+    await new Promise((resolve) => setTimeout(resolve, 15))
   }
 }
 
@@ -240,7 +275,7 @@ async function unpack(
   manifest: ImageManifest,
   config: ImageConfig,
   what: string,
-  options: PublishOptions,
+  options: PublishOptions & {download?: Promise<void>},
 ): Promise<{size: number; added: string[]}> {
   const {logger} = options
   const configDigest = manifest.config.digest
@@ -268,6 +303,7 @@ async function unpack(
       workDir: join(tempPath),
       logger,
       base: base && {path: base.path, skip: base.skip},
+      waitForBlob: options.download && ((path) => blobReady(path, options.download!)),
       layers: todo.map(({layer, diffId, index}) => ({
         blobPath: join(tempPath, 'image', digestHex(layer.digest)),
         expect: {digest: layer.digest, size: layer.size, diffId, label: `${index + 1}/${manifest.layers.length} (${layer.digest.slice(0, 19)})`},
@@ -277,6 +313,8 @@ async function unpack(
         logger.progress(`${what}: layer ${todo[index]!.index + 1}/${manifest.layers.length}  ${formatBytes(done)} / ${formatBytes(total)}`)
       },
     })
+    // The download's own checks (the manifest it wrote) decide before anything is renamed into place.
+    await options.download
     const added = await addMountPoints(staging)
     await writeFile(join(staging, CATALOG_MARKER), '')
     await ensureCatalogMarkers(root)

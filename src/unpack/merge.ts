@@ -31,6 +31,8 @@ export interface MergeOptions {
   isRoot?: boolean
   /** Called as compressed bytes of layer `index` are read. */
   onProgress?: (index: number, bytes: number) => void
+  /** Wait until a blob exists (it may still be downloading when the merge starts). */
+  waitForBlob?: (path: string) => Promise<void>
   /** Start from this flat root (the merge of the layers before `layers`), minus `skip`. */
   base?: {path: string; skip: string[]}
 }
@@ -72,6 +74,7 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
     options.logger.debug(`started from ${options.base.path} (${cloned} entries)`)
   }
   for (const [index, input] of options.layers.entries()) {
+    await options.waitForBlob?.(input.blobPath)
     const layer = await openLayer(input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
     compressions.push(layer.compression)
     const extract = createTarExtract()

@@ -120,8 +120,11 @@ describe('the RPM', () => {
     ])
     const add = (path: string) => withParents(path, APP).forEach((p) => expected.add(p))
     for (const dir of ['bin', 'hooks', 'schemas']) for await (const file of walk(join(TOP, dir))) add(`${APP}/${relative(TOP, file)}`)
-    // dist/: what each source compiles to, nothing else (no stale file, no source map).
+    // dist/: what each source compiles to, nothing else (no stale file, no source map) …
     for await (const file of walk(join(TOP, 'src'))) if (file.endsWith('.ts')) add(`${APP}/dist/${relative(join(TOP, 'src'), file).replace(/\.ts$/, '.js')}`)
+    // … and the bundles of the two hot paths (scripts/bundle-hot-paths.mjs).
+    add(`${APP}/dist/cli/fast-paths.cjs`)
+    add(`${APP}/dist/hook/main.cjs`)
 
     const outside = files.filter((f) => !f.startsWith(`${APP}/node_modules/`))
     expect(outside.filter((f) => !expected.has(f)), 'unexpected files').toEqual([])
