@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # drive for real (podman, runc, umoci, the registry, static busybox, zstd for
 # zstd fixtures on Node.js 20), and what builds and checks the RPM (rpmbuild in rpm,
 # rpmlint, rpm2cpio and cpio to unpack it, groff-base to render its man page).
-PACKAGES=(podman runc conmon fuse-overlayfs skopeo umoci docker-registry busybox-static attr zstd rpm rpmlint rpm2cpio cpio groff-base)
+PACKAGES=(podman runc conmon fuse-overlayfs skopeo umoci docker-registry busybox-static attr zstd rpm rpmlint rpm2cpio cpio groff-base time)
 
 if [ "${CVMFS_OCI_SKIP_APT:-}" != 1 ] && command -v apt-get >/dev/null; then
   missing=()

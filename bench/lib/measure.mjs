@@ -48,6 +48,21 @@ export async function repeat(reps, prepare, argv, options) {
   return {wall: summary(runs.map((r) => r.wall)), cpu: summary(runs.map((r) => r.cpu)), rssMiB: summary(runs.map((r) => r.rssMiB))}
 }
 
+/**
+ * Like `repeat`, for several variants run in rounds (A B C, A B C, …) so that the
+ * machine's drift over time hits every variant alike. Returns one summary per variant.
+ */
+export async function repeatInterleaved(reps, variants, options) {
+  const runs = variants.map(() => [])
+  for (let i = 0; i < reps; i++) {
+    for (const [v, variant] of variants.entries()) {
+      await variant.prepare?.(i)
+      runs[v].push(await timed(variant.argv, options))
+    }
+  }
+  return runs.map((r) => ({wall: summary(r.map((x) => x.wall)), cpu: summary(r.map((x) => x.cpu)), rssMiB: summary(r.map((x) => x.rssMiB))}))
+}
+
 /** Wall time (ms) of a short command, `reps` runs after `warmup`, in-process clock. */
 export function startupTimes(argv, {reps = 30, warmup = 3, input, env} = {}) {
   const times = []

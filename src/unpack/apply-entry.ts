@@ -101,9 +101,15 @@ export class LayerApplier {
   /** Paths this layer wrote, and their ancestors: what an opaque marker must keep. */
   private readonly touched = new Set<string>()
 
+  /**
+   * @param hasLower whether anything lies below this layer. The bottom layer of an
+   *   image has nothing for its whiteouts to hide, so it keeps no record of what it
+   *   wrote (on a large base layer that record is most of the merge's memory).
+   */
   constructor(
     private readonly state: MergeState,
     private readonly label: string,
+    private readonly hasLower = true,
   ) {}
 
   async apply(entry: TarEntry): Promise<void> {
@@ -117,6 +123,11 @@ export class LayerApplier {
     const whiteout = classifyWhiteout(base)
     if (whiteout.kind === 'invalid') {
       throw hostileEntry('E_HOSTILE_WHITEOUT', header.name, this.label, 'is a whiteout of its own directory')
+    }
+    if (whiteout.kind !== 'none' && !this.hasLower) {
+      // Nothing below to hide; the directory of an opaque marker still exists in the image.
+      if (whiteout.kind === 'opaque') state.fs.resolveDir(parentComponents, header.name, this.label)
+      return drain(entry)
     }
     if (whiteout.kind === 'opaque') {
       const dir = state.fs.abs(state.fs.resolveDir(parentComponents, header.name, this.label))
@@ -135,7 +146,7 @@ export class LayerApplier {
     }
 
     const path = join(state.fs.abs(state.fs.resolveDir(parentComponents, header.name, this.label)), base)
-    this.markTouched(path)
+    if (this.hasLower) this.markTouched(path)
     const type = header.type ?? 'file'
     switch (type) {
       case 'directory':

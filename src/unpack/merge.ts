@@ -81,7 +81,7 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
     const piping = pipeline([...layer.stages, extract as unknown as NodeJS.WritableStream])
     // Whichever side fails first decides the error; the other side's rejection is expected.
     piping.catch(() => {})
-    const applier = new LayerApplier(state, input.expect.label)
+    const applier = new LayerApplier(state, input.expect.label, index > 0 || options.base !== undefined)
     try {
       for await (const entry of extract) await applier.apply(entry as unknown as TarEntry)
       await piping
