@@ -4,4 +4,6 @@
 // by absolute path with this file as its argument; the RPM installs a copy whose
 // shebang is absolute.
 'use strict'
+// Node.js >= 22.1 can cache compiled code between runs; older versions skip this.
+require('node:module').enableCompileCache?.()
 require('../dist/hook/main.cjs').main()

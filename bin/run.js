@@ -3,6 +3,8 @@
 // container starts) and `--version` load one bundled file and skip oclif entirely
 // (src/cli/fast-paths.ts); everything else is an oclif command.
 'use strict'
+// Node.js >= 22.1 can cache compiled code between runs; older versions skip this.
+require('node:module').enableCompileCache?.()
 require('../dist/cli/fast-paths.cjs')
   .fastPath(process.argv.slice(2))
   .then(async (code) => {

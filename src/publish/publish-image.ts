@@ -158,12 +158,16 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     const flatAbs = join(root, flatRel)
     const flatExists = await exists(flatAbs)
 
-    // Unchanged: the link already points at this root and the record names this manifest.
+    // Unchanged: the name already points at the flat root of this config digest — ours,
+    // or DUCC's (relative link, or the absolute form of repositories from before 2019).
+    // Like DUCC, change detection compares the config digest only: such an image costs
+    // no change (no CVMFS transaction), even if its manifest was re-encoded.
     const record = await readRecord(root, source.name)
     const linkTarget = await readlink(join(root, source.name)).catch(() => undefined)
-    if (flatExists && record?.manifestDigest === manifestDigest && linkTarget === relativeLinkTarget(source.name, configDigest)) {
+    const linked = linkTarget === relativeLinkTarget(source.name, configDigest) || (linkTarget?.startsWith('/') && linkTarget.endsWith(`/${flatRel}`))
+    if (flatExists && linked) {
       logger.info(`${source.input}: unchanged (${configDigest.slice(0, 19)})`)
-      return result('unchanged', record.size, [])
+      return result('unchanged', record?.configDigest === configDigest ? record.size : ((await readFlatRecord(root, configDigest))?.size ?? 0), [])
     }
     if (options.dryRun) return result(flatExists ? 'linked' : 'published', record?.size ?? 0, [])
 

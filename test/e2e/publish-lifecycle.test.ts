@@ -4,7 +4,7 @@
  * choice, and the errors a user meets.
  */
 import {spawn} from 'node:child_process'
-import {lstat, mkdtemp, readdir, readFile, readlink, realpath, rm} from 'node:fs/promises'
+import {lstat, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {randomBytes} from 'node:crypto'
@@ -139,6 +139,30 @@ describe('idempotence and atomicity', () => {
     // The old root stays for running containers (garbage collection removes it later).
     await lstat(join(root, '.flat', v1.configDigest.slice(7, 9), v1.configDigest.slice(7)))
     expect((await cliOk(['resolve', '--root', root, `${registry}/life/idem:stable`])).trim()).toContain(v1.configDigest.slice(7))
+  })
+
+  it('compares config digests only, as DUCC does: a re-encoded manifest or an absolute DUCC link is unchanged', async () => {
+    const root = join(work, 'config-repo')
+    const gz = small('same config')
+    const plain = small('same config')
+    plain.layers[0]!.compression = 'none'
+    const a = await pushed(gz, 'life/config:1')
+    await publishJson(root, a.ref)
+    // Same layers uncompressed: another manifest, the same config.
+    const b = await pushed(plain, 'life/config:1')
+    expect(b.manifestDigest).not.toBe(a.manifestDigest)
+    expect(b.configDigest).toBe(a.configDigest)
+    const again = await cli(['publish', '--root', root, '--tls-verify=false', b.ref])
+    expect(again.exitCode, again.stderr).toBe(0)
+    expect(again.stderr).toContain('unchanged')
+    // A name DUCC published before 2019: an absolute link to the same root.
+    const hex = a.configDigest.slice(7)
+    const ducc = join(root, registry, 'life/config:ducc')
+    await symlink(`/cvmfs/some.repo/.flat/${hex.slice(0, 2)}/${hex}`, ducc)
+    await exec('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.ref}`, `docker://${registry}/life/config:ducc`])
+    const adopted = await cli(['publish', '--root', root, '--tls-verify=false', `${registry}/life/config:ducc`])
+    expect(adopted.stderr).toContain('unchanged')
+    expect(await readlink(ducc)).toBe(`/cvmfs/some.repo/.flat/${hex.slice(0, 2)}/${hex}`)
   })
 
   it('killed mid-publish, the repository still shows the previous image, and the next run cleans up', async () => {
