@@ -17,6 +17,7 @@
 import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
 import {join, posix} from 'node:path'
 
+import {pathExists} from '../layout/exists.js'
 import {BLOBS_DIR, CATALOG_MARKER, CHAINS_DIR, FLAT_DIR, flatRecordRel, IMAGE_RECORD, LAYERS_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
 import {collectNames, readDuccManifest} from '../layout/list.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
@@ -58,7 +59,7 @@ export async function findGarbage(root: string): Promise<Garbage[]> {
     await collectNames(join(root, dir), '', found)
     for (const name of found.sort()) {
       const metadataDir = join(root, dir, name)
-      if (await exists(join(root, link(name)))) {
+      if (await pathExists(join(root, link(name)))) {
         for (const digest of await recordDigests(metadataDir)) liveDigests.add(digest)
         for (const layer of (await readDuccManifest(metadataDir))?.layers ?? []) if (layer.digest) liveLayers.add(layer.digest)
       } else {
@@ -169,13 +170,6 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
 
 async function names(dir: string): Promise<string[]> {
   return (await readdir(dir).catch(() => [] as string[])).sort()
-}
-
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  )
 }
 
 async function fileBytes(path: string): Promise<number> {

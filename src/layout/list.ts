@@ -10,6 +10,7 @@ import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'
 import {CHAINS_DIR, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR} from './paths.js'
+import type {ImageRecord as StoredRecord} from './write.js'
 import {formatReference, parseLayoutName} from '../reference/reference.js'
 import {isMissing, resolvePublicLink} from './link.js'
 
@@ -31,17 +32,8 @@ export interface ListedImage {
 }
 
 /** Our per-image record, `.metadata/<name>/cvmfs-oci.json` (fields we read; all optional). */
-export interface ImageRecord {
-  reference?: string
-  name?: string
-  manifestDigest?: string
-  configDigest?: string
-  platform?: string
-  size?: number
-  created?: string
-  published?: string
-  source?: string
-}
+/** Our record of a published name, as read back: every field may be missing in an old or foreign file. */
+export type ImageRecord = Partial<Pick<StoredRecord, 'reference' | 'name' | 'manifestDigest' | 'configDigest' | 'platform' | 'size' | 'created' | 'published' | 'source'>>
 
 /** DUCC's manifest.json, whichever key spelling it was written with. */
 export interface DuccManifest {

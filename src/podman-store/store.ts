@@ -16,10 +16,11 @@
  * images.json first and layers.json when it needs a layer); an image leaves images.json
  * before anything it used is removed, and its layer stays until its flat root is gone.
  */
-import {lstat, mkdir, readFile, readlink, rm, stat} from 'node:fs/promises'
+import {mkdir, readFile, readlink, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {BugError, UserError} from '../errors.js'
+import {pathExists} from '../layout/exists.js'
 import {blobRel, CATALOG_MARKER, flatRootRel} from '../layout/paths.js'
 import {replaceSymlink, writeFileAtomic, type ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'
@@ -102,7 +103,7 @@ export async function updatePodmanStore(root: string, change: StoreChange, logge
 
 /** What the model needs of one record, and its manifest and config bytes. */
 async function additionFor(root: string, record: ImageRecord, now: string, blobs: Map<string, Buffer>): Promise<ImageAddition> {
-  if (!(await exists(join(root, flatRootRel(record.configDigest))))) {
+  if (!(await pathExists(join(root, flatRootRel(record.configDigest))))) {
     throw new BugError(`podman store: the flat root of ${record.name} (${flatRootRel(record.configDigest)}) is missing`)
   }
   for (const digest of [record.manifestDigest, record.configDigest]) {
@@ -143,7 +144,7 @@ async function deadLayers(root: string, state: StoreState): Promise<Set<string>>
 async function ensureSkeleton(root: string): Promise<void> {
   for (const dir of [LINK_DIR, LAYERS_DIR, IMAGES_DIR]) await mkdir(join(root, dir), {recursive: true, mode: 0o755})
   const marker = join(root, PODMAN_STORE_DIR, CATALOG_MARKER)
-  if (!(await exists(marker))) await writeFileAtomic(marker, '')
+  if (!(await pathExists(marker))) await writeFileAtomic(marker, '')
 }
 
 /** `overlay/<id>/diff -> flat root`, `overlay/<id>/link`, `overlay/l/<link> -> ../<id>/diff`. */
@@ -221,9 +222,3 @@ async function readList<T>(root: string, rel: string): Promise<{list: T[]; text?
   return {list: list as T[], text}
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  )
-}

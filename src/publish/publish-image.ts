@@ -3,10 +3,10 @@
  * (schemas, digests, sizes, DiffIDs, platform), merge the layers into a staging
  * directory inside the repository, rename it to `.flat/<hh>/<confighex>`, then
  * write metadata and, last, the public link. An image whose flat root already
- * exists costs no layer download; one whose link and record are already current
- * costs no change of the repository at all.
+ * exists costs no layer download; one whose name already points at the root of its
+ * config digest costs no change of the repository at all.
  */
-import {lstat, readFile, readlink} from 'node:fs/promises'
+import {readFile, readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {dir as tempDir} from 'tmp-promise'
@@ -15,7 +15,9 @@ import type {RepositoryBackend} from '../backends/backend.js'
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
 import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
-import {blobRel, digestHex, flatRootRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
+import {pathExists} from '../layout/exists.js'
+import {blobRel, digestHex, flatRootRel, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
+import {readImageRecord} from '../layout/list.js'
 import {readFlatRecord, writeImageMetadata, type ImageRecord} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
@@ -71,21 +73,6 @@ interface Chosen {
   copyRef: string
   /** The platform skopeo is told to pick. */
   skopeoPlatform: PlatformSpec
-}
-
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  )
-}
-
-async function readRecord(root: string, name: string): Promise<ImageRecord | undefined> {
-  try {
-    return JSON.parse(await readFile(join(root, metadataDirRel(name), IMAGE_RECORD), 'utf8')) as ImageRecord
-  } catch {
-    return undefined
-  }
 }
 
 /** Top-level manifest → the instance to publish. */
@@ -149,18 +136,18 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     const configDigest = manifest.config.digest
     const flatRel = flatRootRel(configDigest)
     const flatAbs = join(root, flatRel)
-    const flatExists = await exists(flatAbs)
+    const flatExists = await pathExists(flatAbs)
 
     // Unchanged: the name already points at the flat root of this config digest — ours,
     // or DUCC's (relative link, or the absolute form of repositories from before 2019).
     // Like DUCC, change detection compares the config digest only: such an image costs
     // no change (no CVMFS transaction), even if its manifest was re-encoded.
-    const record = await readRecord(root, source.name)
+    const record = await readImageRecord(join(root, metadataDirRel(source.name)))
     const linkTarget = await readlink(join(root, source.name)).catch(() => undefined)
     const linked = linkTarget === relativeLinkTarget(source.name, configDigest) || (linkTarget?.startsWith('/') && linkTarget.endsWith(`/${flatRel}`))
     if (flatExists && linked) {
       logger.info(`${source.input}: unchanged (${configDigest.slice(0, 19)})`)
-      return result('unchanged', record?.configDigest === configDigest ? record.size : ((await readFlatRecord(root, configDigest))?.size ?? 0), [])
+      return result('unchanged', (record?.configDigest === configDigest ? record.size : undefined) ?? (await readFlatRecord(root, configDigest))?.size ?? 0, [])
     }
     if (options.dryRun) return result(flatExists ? 'linked' : 'published', record?.size ?? 0, [])
 
@@ -186,7 +173,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
 
     const paths = [flatRel, source.name, metadataDirRel(source.name)]
     // A root unpacked before (under another name) has its size on record.
-    let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? record.size : 0)
+    let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? (record.size ?? 0) : 0)
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
       if (!flatExists) {

@@ -4,11 +4,12 @@
  * same change. Flat roots stay: running containers may use them, and another name may
  * point to the same one; `cvmfs-oci gc` deletes those no link points to any more.
  */
-import {lstat, readdir} from 'node:fs/promises'
+import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {chooseTarget, describeTarget, openBackend, type TargetOptions} from '../backends/open.js'
 import {NotFoundError} from '../errors.js'
+import {pathExists} from '../layout/exists.js'
 import {metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from '../layout/paths.js'
 import {removeAndPrune} from '../layout/remove.js'
 import type {Logger} from '../log.js'
@@ -55,7 +56,7 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
     }
     if (result.removed.length > 0) {
       const paths = result.removed.flatMap((r) => r.paths)
-      const store = await exists(join(backend.root, PODMAN_STORE_DIR))
+      const store = await pathExists(join(backend.root, PODMAN_STORE_DIR))
       await backend.change(store ? [...paths, PODMAN_STORE_DIR] : paths, async (root) => {
         for (const path of paths) await removeAndPrune(root, path)
         await updatePodmanStore(root, {remove: result.removed.map((r) => r.name)}, logger)
@@ -80,15 +81,9 @@ async function publishedPaths(root: string, names: string[]): Promise<{name: str
   for (const name of names) {
     const candidates = [name, metadataDirRel(name), ...arches.flatMap((arch) => [multiarchLinkRel(arch, name), multiarchMetadataDirRel(arch, name)])]
     const paths: string[] = []
-    for (const path of candidates) if (await exists(join(root, path))) paths.push(path)
+    for (const path of candidates) if (await pathExists(join(root, path))) paths.push(path)
     if (paths.length > 0) out.push({name, paths})
   }
   return out
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  )
-}
