@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Build the cvmfs-oci RPM (noarch) offline from this checkout: stage the built
 // application (dist/ as compiled from src/, bin/, hooks/, schemas/, package.json, a fresh
-// oclif manifest) with a copy of node_modules pruned to production (`npm prune --omit=dev
-// --offline`), generate the man page, the bash completion and the licences of the bundled
-// modules, then run rpmbuild on packaging/cvmfs-oci.spec with a private _topdir in a temp
-// dir. Needs a build first (`npm run rpm` does both) and rpmbuild (Debian: the `rpm` package).
+// oclif manifest) with the production modules of node_modules (those package-lock.json
+// does not flag `dev`, copied as `npm ci` installed them: no npm, no registry, no cache),
+// generate the man page, the bash completion and the licences of the bundled modules, then
+// run rpmbuild on packaging/cvmfs-oci.spec with a private _topdir in a temp dir. Needs
+// `npm ci` and a build first (`npm run rpm` builds) and rpmbuild (Debian: the `rpm` package).
 // The package is unsigned, as rpmbuild makes it: sign releases with `rpmsign --addsign`.
 // $RPM_PACKAGER sets the Packager tag.
 //
@@ -69,18 +70,44 @@ async function stageDist(app) {
 }
 
 /**
- * node_modules as installed, pruned to what runs in production, then tidied to what Node.js
- * loads: what rpmlint would flag is removed here rather than excused, and every removal is
- * one the test suite covers by running the unpacked package (publish, resolve, the hook).
+ * The production packages of package-lock.json: every `node_modules/…` path it does not
+ * flag `dev` (what `npm prune --omit=dev` keeps: `devOptional` and `optional` ones are
+ * production too, where installed). Chosen from the lockfile rather than by npm, which even
+ * offline wants registry metadata in its cache that `npm ci` never put there. Each one must
+ * be installed as the lockfile says; an optional one may be absent (another platform's).
+ */
+async function productionPackages() {
+  const lock = JSON.parse(await readFile(join(top, 'package-lock.json'), 'utf8'))
+  if (lock.packages === null || typeof lock.packages !== 'object') fail('package-lock.json lists no "packages" (lockfileVersion 2 or 3): write it with npm 7 or newer')
+  const paths = []
+  for (const [path, entry] of Object.entries(lock.packages)) {
+    if (!path.startsWith('node_modules/') || entry.dev) continue
+    if (entry.link) fail(`${path} is a link in package-lock.json (a workspace or file: dependency), which the RPM cannot bundle`)
+    const installed = await readFile(join(top, path, 'package.json'), 'utf8').then(JSON.parse, () => undefined)
+    if (installed === undefined) {
+      if (entry.optional || entry.devOptional) continue
+      fail(`${path} ${entry.version} (package-lock.json) is not installed: run \`npm ci\``)
+    }
+    if (installed.version !== entry.version) fail(`${path} is ${installed.version}, package-lock.json says ${entry.version}: run \`npm ci\``)
+    paths.push(path)
+  }
+  return paths
+}
+
+/**
+ * The production modules (see productionPackages), each copied without its own nested
+ * node_modules/ (those nested that are production come as entries of their own), then
+ * tidied to what Node.js loads: what rpmlint would flag is removed here rather than
+ * excused, and every removal is one the test suite covers by running the unpacked package
+ * (publish, resolve, the hook).
  */
 async function stageNodeModules(app) {
   const modules = join(app, 'node_modules')
-  await cp(join(top, 'node_modules'), modules, {recursive: true, verbatimSymlinks: true})
-  await copyFile(join(top, 'package-lock.json'), join(app, 'package-lock.json'))
-  runTool('npm', ['prune', '--omit=dev', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], {cwd: app})
-  await rm(join(app, 'package-lock.json'))
-  // Dot entries: npm's bookkeeping and command links (.package-lock.json, .bin), caches of
-  // the dev tools (.vite), the modules' repository files (.github, .npmignore, .eslintrc.yml).
+  for (const path of await productionPackages()) {
+    const nested = join(top, path, 'node_modules')
+    await cp(join(top, path), join(app, path), {recursive: true, verbatimSymlinks: true, filter: (source) => source !== nested})
+  }
+  // Dot entries: the modules' repository files (.github, .npmignore, .eslintrc.yml).
   for await (const path of walk(modules, {withDirectories: true})) {
     if (basename(path).startsWith('.')) await rm(path, {recursive: true, force: true})
   }

@@ -1,6 +1,6 @@
 /**
  * The RPM, built in the suite by scripts/build-rpm.mjs (rpmbuild, offline, from this
- * checkout): it holds exactly the intended files, rpmlint finds no error, and unpacked
+ * checkout, with an empty npm cache and no registry): it holds exactly the intended files, rpmlint finds no error, and unpacked
  * (rpm2cpio | cpio) into a temp root it works as installed: its cvmfs-oci runs, publishes
  * and resolves, its hook file passes `hook validate`, and podman with --hooks-dir at the
  * unpacked hooks directory (only the absolute prefix adjusted) runs a published image with
@@ -73,7 +73,13 @@ describe('the RPM', () => {
   beforeAll(async () => {
     requireRpmTools()
     work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-rpm-e2e-'))
-    const built = await exec(process.execPath, [join(TOP, 'scripts/build-rpm.mjs'), '--output', join(work, 'out')], {timeoutMs: 600_000})
+    // As on an offline build host whose npm cache holds nothing (not even what `npm ci`
+    // put there): an empty cache of its own and a registry nothing answers at.
+    await mkdir(join(work, 'npm-cache'))
+    const built = await exec(process.execPath, [join(TOP, 'scripts/build-rpm.mjs'), '--output', join(work, 'out')], {
+      timeoutMs: 600_000,
+      env: {npm_config_cache: join(work, 'npm-cache'), npm_config_registry: 'http://127.0.0.1:9/', npm_config_offline: 'true'},
+    })
     rpm = built.stdout.trim().split('\n').at(-1)!
     expect(rpm).toBe(join(work, 'out', 'cvmfs-oci-0.1.0-1.noarch.rpm'))
     files = (await exec('rpm', ['-qlp', rpm])).stdout.trim().split('\n')
@@ -225,7 +231,7 @@ describe('the RPM', () => {
       const config = {Env: ['PATH=/bin', 'FROM_RPM=yes'], WorkingDir: '/home/user', User: 'user', Cmd: ['/bin/sh']}
       await writeOciLayout(layout, [{tag: '1', image: {layers: [{entries: busyboxLayer()}], config}}])
       const ref = await pushLayout(layout, '1', registryAddress(), 'e2e/rpm-hooked:1')
-      // Published and resolved by the package's own cvmfs-oci: its pruned node_modules are enough.
+      // Published and resolved by the package's own cvmfs-oci: its production node_modules are enough.
       const published = await unpacked(['publish', '--root', join(work, 'repo'), '--tls-verify=false', ref])
       expect(published.exitCode, published.stderr).toBe(0)
       readonly = await readonlyBindMount(join(work, 'repo'))
