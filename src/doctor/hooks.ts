@@ -4,14 +4,16 @@
  * container while one file in its hooks directories is invalid, and (seen with podman
  * 4.3.1) a precreate hook program that fails makes every container start fail too
  * ("setting up OCI Hooks: executing [node …]: exit status 1"), while a hook whose
- * `hook.path` is missing is skipped without a word.
+ * `hook.path` is missing is skipped without a word. What podman does with each kind of
+ * problem in a hook file is hook/hook-file.ts's verdict.
  */
 import {readFile, stat} from 'node:fs/promises'
 import {basename} from 'node:path'
 
 import {ExternalError} from '../errors.js'
 import {run} from '../exec.js'
-import {checkHookFiles, type HookFileReport} from '../hook/hook-file.js'
+import {decodeLikeGo, isObject} from '../hook/hook-decode.js'
+import {checkHookFiles, FAILS_WHEN_RUN, type HookFileReport, type HookProblem} from '../hook/hook-file.js'
 import {HOOK_FILE_NAME} from '../hook/install.js'
 import type {Logger} from '../log.js'
 import {DEFAULT_SOURCE, hooksDirsFrom, parseToml, readContainersConf, type Caller} from './containers-config.js'
@@ -28,6 +30,8 @@ export interface HooksOptions {
 }
 
 const INSTALL_FIX = 'cvmfs-oci hook install (or reinstall the cvmfs-oci RPM)'
+/** An error's message, and what it stops (a hook that cannot run says which containers itself). */
+const refusal = (file: string, p: HookProblem) => `${file}: ${p.message}${FAILS_WHEN_RUN.has(p.kind) ? '' : ': podman refuses to start any container while this file is there'}`
 
 /**
  * A runtime config whose root is no published flat root: the hook must print it back
@@ -54,14 +58,14 @@ async function hooksDirsInUse(options: HooksOptions): Promise<{dirs: string[]; f
   return {...hooksDirsFrom(parsed), findings}
 }
 
-/** Other hook files: each error breaks every container start, each warning only that hook. */
+/** Other hook files: each error stops container starts, each warning only concerns that hook. */
 function otherHookFindings(reports: HookFileReport[]): Finding[] {
   const findings: Finding[] = []
   for (const report of reports) {
     for (const problem of report.problems) {
       findings.push(
         problem.severity === 'error'
-          ? {check: 'hooks', status: 'problem', message: `${report.file}: ${problem.message}: podman refuses to start any container while this file is there`, fix: `fix or remove ${report.file} (cvmfs-oci hook validate ${report.file} shows every problem)`}
+          ? {check: 'hooks', status: 'problem', message: refusal(report.file, problem), fix: `fix or remove ${report.file} (cvmfs-oci hook validate ${report.file} shows every problem)`}
           : {check: 'hooks', status: 'warning', message: `${report.file}: ${problem.message}`},
       )
     }
@@ -76,14 +80,22 @@ async function ourHookFindings(report: HookFileReport, options: HooksOptions): P
   const file = report.file
   const errors = report.problems.filter((p) => p.severity === 'error')
   if (errors.length > 0) {
-    return errors.map((p) => ({check: 'hooks' as const, status: 'problem' as const, message: `${file}: ${p.message}: podman refuses to start any container while this file is there`, fix: INSTALL_FIX}))
+    return errors.map((p) => ({check: 'hooks' as const, status: 'problem' as const, message: refusal(file, p), fix: INSTALL_FIX}))
   }
-  const hook = JSON.parse(await readFile(file, 'utf8')) as {hook: {path: string; args?: string[]}; stages: string[]}
-  if (!hook.stages.includes('precreate')) {
+  // A missing node is named below, with its own fix; any other reason podman skips the hook is named here.
+  const skipped = report.problems.filter((p) => p.podman === 'skips' && p.kind !== 'missing-program')
+  if (skipped.length > 0) {
+    return skipped.map((p) => ({check: 'hooks' as const, status: 'problem' as const, message: `${file}: ${p.message}: --rootfs containers get podman's defaults`, fix: INSTALL_FIX}))
+  }
+  // As podman reads it (keys in any case); no error means a 1.0.0 file or a legacy one.
+  const hook = decodeLikeGo(JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>)
+  const stages = Array.isArray(hook.stages) ? (hook.stages as string[]) : []
+  const entry = isObject(hook.hook) ? (hook.hook as {path: string; args?: string[]}) : undefined
+  if (!stages.includes('precreate') || entry === undefined) {
     return [{check: 'hooks', status: 'problem', message: `${file} does not run at the precreate stage: --rootfs containers get podman's defaults`, fix: INSTALL_FIX}]
   }
-  const node = hook.hook.path
-  const program = hook.hook.args?.[1]
+  const node = entry.path
+  const program = entry.args?.[1]
   if (!(await isFile(node))) {
     return [{check: 'hooks', status: 'problem', message: `${file} names ${node}, which does not exist: podman skips the hook, --rootfs containers get podman's defaults`, fix: `install Node.js at ${node}, or ${INSTALL_FIX} to name this node's`}]
   }

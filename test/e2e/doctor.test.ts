@@ -5,7 +5,7 @@
  * exits 1. podman's configuration is pointed at files of the test's own
  * (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF), as podman itself reads them.
  */
-import {chmod, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -158,6 +158,33 @@ describe('cvmfs-oci doctor', () => {
     expect(exitCode).toBe(ExitCode.Failure)
     expect(byCheck(report, 'hooks')).toEqual([
       expect.objectContaining({status: 'problem', message: `${join(gone, 'cvmfs-oci.json')} runs ${join(work, 'no-such-program.js')}, which does not exist: every container start fails`}),
+    ])
+  })
+
+  it('calls a hook file podman only skips a warning, and our hook skipped a problem', async () => {
+    // podman 4.3 starts containers beside a hook whose path is relative; it skips that hook (hook validate's e2e test shows it).
+    const relative = join(work, 'relative-hooks.d')
+    await mkdir(relative)
+    await cliOk(['hook', 'install', '--hooks-dir', relative])
+    await writeFile(join(relative, '20-relative.json'), JSON.stringify({version: '1.0.0', hook: {path: 'true'}, when: {always: true}, stages: ['prestart']}))
+    let {exitCode, report} = await doctorJson(['--hooks-dir', relative], env)
+    expect(byCheck(report, 'hooks')).toEqual([
+      expect.objectContaining({status: 'ok', message: expect.stringContaining(join(relative, 'cvmfs-oci.json'))}),
+      {check: 'hooks', status: 'warning', message: expect.stringMatching(new RegExp(`^${join(relative, '20-relative.json')}: hook.path "true" is relative: .*skips the hook`))},
+    ])
+    expect(exitCode).toBe(0)
+
+    // Our own file without "when": podman loads it and never runs it.
+    const idle = join(work, 'idle-hooks.d')
+    await mkdir(idle)
+    await cliOk(['hook', 'install', '--hooks-dir', idle])
+    const ours = JSON.parse(await readFile(join(idle, 'cvmfs-oci.json'), 'utf8')) as Record<string, unknown>
+    delete ours.when
+    await writeFile(join(idle, 'cvmfs-oci.json'), JSON.stringify(ours))
+    ;({exitCode, report} = await doctorJson(['--hooks-dir', idle], env))
+    expect(exitCode).toBe(ExitCode.Failure)
+    expect(byCheck(report, 'hooks')).toEqual([
+      expect.objectContaining({status: 'problem', message: expect.stringMatching(/cvmfs-oci\.json: no "when": podman never runs the hook.*: --rootfs containers get podman's defaults$/), fix: expect.stringContaining('cvmfs-oci hook install')}),
     ])
   })
 

@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {applyImageConfig, type RuntimeSpec} from '../../src/hook/apply.js'
 import {findFlatRoot, flatRootOf, overlayLowerDirs} from '../../src/hook/flat-root.js'
-import {checkHookContent} from '../../src/hook/hook-file.js'
+import {checkHookContent, podmanVerdict} from '../../src/hook/hook-file.js'
 import {parseSingularityEnv} from '../../src/hook/image-config.js'
 import {writeHookFile} from '../../src/hook/install.js'
 import {filterConfig} from '../../src/hook/main.js'
@@ -196,17 +196,56 @@ describe('hook files as podman reads them', () => {
   })
 
   it.each([
-    ['a bad regex', {...good, when: {commands: ['(unclosed']}}, 'error', 'invalid regex'],
-    ['an unknown stage', {...good, stages: ['prestrat']}, 'error', 'unknown stage'],
-    ['a missing version', {hook: {path: '/bin/true'}, when: {always: true}, stages: ['prestart']}, 'error', 'missing "version"'],
-    ['an empty when', {...good, when: {}}, 'warning', 'never matches'],
-    ['a relative path', {...good, hook: {path: 'bin/true'}}, 'error', 'absolute path'],
-    ['bad JSON', '{"version": "1.0.0",', 'error', 'not valid JSON'],
-    ['a missing program', {...good, hook: {path: '/nonexistent/hook'}}, 'warning', 'silently skips'],
-    ['an unknown version', {...good, version: '2.0.0'}, 'error', 'unrecognized hook version'],
-  ])('flags %s', async (_what, file, severity, message) => {
+    ['a bad regex', {...good, when: {commands: ['(unclosed']}}, 'bad-regex', 'refuses', 'invalid regex'],
+    ['an unknown stage', {...good, stages: ['prestrat']}, 'unknown-stage', 'refuses', 'unknown stage "prestrat"'],
+    ['a missing version', {hook: {path: '/bin/true'}, when: {always: true}, stages: ['prestart']}, 'legacy-invalid', 'refuses', 'missing "version"'],
+    ['a legacy file', {hook: '/bin/true', stage: ['prestart']}, 'legacy', 'runs', 'legacy 0.1.0'],
+    ['an empty when', {...good, when: {}}, 'never-matches', 'skips', 'never runs'],
+    ['no when', {version: '1.0.0', hook: {path: '/bin/true'}, stages: ['precreate']}, 'never-matches', 'skips', 'no "when"'],
+    ['always false', {...good, when: {always: false}}, 'never-matches', 'skips', '"always" is false'],
+    ['hasBindMounts false', {...good, when: {hasBindMounts: false}}, 'never-matches', 'skips', '"hasBindMounts" is false'],
+    ['a when of unknown keys only', {...good, when: {annotation: {a: 'b'}}}, 'never-matches', 'skips', 'no condition podman knows'],
+    ['no stage', {...good, stages: []}, 'no-stages', 'skips', 'no stage'],
+    ['no stages property', {version: '1.0.0', hook: {path: '/bin/true'}, when: {always: true}}, 'missing-property', 'refuses', 'stages'],
+    ['no hook.path', {...good, hook: {args: ['x']}}, 'missing-property', 'refuses', 'hook.path'],
+    ['an empty hook.path', {...good, hook: {path: ''}}, 'missing-property', 'refuses', 'hook.path'],
+    ['a relative path', {...good, hook: {path: 'bin/true'}}, 'relative-path', 'skips', 'relative'],
+    ['bad JSON', '{"version": "1.0.0",', 'not-json', 'refuses', 'not valid JSON'],
+    ['an array', '[]', 'not-object', 'refuses', 'not a JSON object'],
+    ['a missing program', {...good, hook: {path: '/nonexistent/hook'}}, 'missing-program', 'skips', 'skips this hook'],
+    ['a path through a file', {...good, hook: {path: '/etc/passwd/x'}}, 'bad-path', 'refuses', 'ENOTDIR'],
+    ['a directory as program', {...good, hook: {path: '/'}}, 'not-executable', 'refuses', 'not a file'],
+    ['a program without x bits', {...good, hook: {path: '/etc/passwd'}}, 'not-executable', 'refuses', 'not executable (mode 644)'],
+    ['a zero timeout', {...good, hook: {path: '/bin/true', timeout: 0}}, 'bad-timeout', 'refuses', 'kills the hook at once'],
+    ['an env entry without =', {...good, hook: {path: '/bin/true', env: ['FOO']}}, 'env-entry', 'runs', 'not NAME=VALUE'],
+    ['an unknown property', {...good, extra: 1}, 'unknown-property', 'runs', '"extra" is ignored'],
+    ['a value of the wrong type', {...good, when: {always: 'yes'}}, 'wrong-type', 'refuses', 'must be boolean'],
+    ['an unknown version', {...good, version: '2.0.0'}, 'unknown-version', 'refuses', 'unrecognized hook version'],
+  ])('flags %s', async (_what, file, kind, podman, message) => {
     const problems = await check(file)
-    expect(problems).toContainEqual({severity, message: expect.stringContaining(message)})
+    expect(problems).toContainEqual({kind, podman, severity: podman === 'refuses' ? 'error' : 'warning', message: expect.stringContaining(message)})
+  })
+
+  it('reads keys ignoring case, and null, as podman\'s Go decoder does', async () => {
+    // "When", "PATH", "Stages" are when, path and stages; a null list is no list, a null string no change.
+    expect(await check({Version: '1.0.0', hook: {PATH: '/bin/true'}, When: {ALWAYS: true}, Stages: ['precreate']})).toEqual([])
+    expect(await check({...good, when: {always: true}, When: {}})).toEqual([])
+    expect(await check({...good, stages: null})).toContainEqual(expect.objectContaining({kind: 'missing-property', podman: 'refuses'}))
+    expect(await check({...good, when: {always: null, commands: ['.*']}})).toEqual([])
+    expect(await check({...good, stages: ['precreate', null]})).toContainEqual(expect.objectContaining({kind: 'unknown-stage', message: expect.stringContaining('""')}))
+  })
+
+  it('calls a problem podman never gets to, while it skips the hook, a warning', async () => {
+    // podman drops a file whose hook.path is missing before it checks regexes and stages …
+    const dropped = await check({...good, hook: {path: '/nonexistent/hook'}, stages: ['prestrat']})
+    expect(dropped).toContainEqual(expect.objectContaining({kind: 'unknown-stage', severity: 'warning', podman: 'skips'}))
+    expect(podmanVerdict(dropped)).toBe('skips')
+    // … and a hook that never matches never runs, so its program cannot fail; but its stages still count.
+    const idle = await check({...good, hook: {path: '/etc/passwd'}, when: {always: false}})
+    expect(idle).toContainEqual(expect.objectContaining({kind: 'not-executable', severity: 'warning', podman: 'skips'}))
+    expect(podmanVerdict(await check({...good, when: {}, stages: ['prestrat']}))).toBe('refuses')
+    // A wrong type stops podman before it looks for the program.
+    expect(podmanVerdict(await check({...good, hook: {path: '/nonexistent/hook'}, when: {always: 'x'}}))).toBe('refuses')
   })
 
   it('install refuses to write a file podman would reject', async () => {

@@ -8,7 +8,7 @@ import {checkHookFiles, DEFAULT_HOOKS_DIRS} from '../../hook/hook-file.js'
 
 export default class HookValidate extends BaseCommand {
   static summary = 'Check OCI hook files the way podman reads them.'
-  static description = `One hook file podman cannot read (bad JSON, an unknown stage, a regex Go's RE2 refuses, a missing "version") makes every container start on the node fail. Checks every *.json in ${DEFAULT_HOOKS_DIRS.join(' and ')} (or the files and directories given) and names each problem: "error" breaks container starts, "warning" only affects that hook. Exit code 4 when any file has an error.`
+  static description = `Checks every *.json in ${DEFAULT_HOOKS_DIRS.join(' and ')} (or the files and directories given) as podman 4 loads them, and names each problem with what podman does about it: "error" where podman refuses to start containers (bad JSON, a field of the wrong type, an unknown stage, a regex Go's RE2 refuses, a hook program that cannot run — one such file stops every container start on the node, or every one its hook matches), "warning" where podman starts them but skips that hook (hook.path missing or relative, a "when" that never matches, no stage) or runs it with part of the file ignored. Exit code 4 when any file has an error.`
   static strict = false
   static enableJsonFlag = true
   static examples = ['<%= config.bin %> hook validate', '<%= config.bin %> hook validate /etc/containers/oci/hooks.d my-hook.json']
@@ -28,7 +28,7 @@ export default class HookValidate extends BaseCommand {
       }
     }
     if (errors > 0) {
-      this.logToStderr(`${errors} error(s): podman fails every container start while these files are in a hooks directory`)
+      this.logToStderr(`${errors} error(s): podman refuses to start containers while these files are in a hooks directory`)
       process.exitCode = ExitCode.Verification
     }
     return {files: reports, errors}
