@@ -24,6 +24,8 @@ export interface RunOptions {
   okExitCodes?: number[]
   /** Keep stdout as raw bytes (manifests are hashed byte for byte). */
   binaryStdout?: boolean
+  /** An open file descriptor of ours the program gets as its fd 3 (`flock 3` locks our open file). */
+  fd3?: number
 }
 
 export interface RunResult {
@@ -63,6 +65,9 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     cwd: options.cwd,
     cancelSignal: options.signal,
     encoding: options.binaryStdout ? 'buffer' : 'utf8',
+    // execa hands a number in `stdio` to child_process.spawn, which shares that open fd with
+    // the child (Node documents it); execa's types admit only the numbers 3 to 9.
+    ...(options.fd3 === undefined ? {} : {stdio: ['pipe', 'pipe', 'pipe', options.fd3] as unknown as ExecaOptions['stdio']}),
   }
   const result = await execa(file, [...args], execaOptions)
   const stdoutBytes = options.binaryStdout ? Buffer.from(result.stdout as unknown as Uint8Array) : undefined

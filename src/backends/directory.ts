@@ -2,7 +2,8 @@
  * The directory backend: the repository is a plain directory (a test tree, a
  * staging area rsynced elsewhere, or a CVMFS publisher's own tree fed by other
  * means). Atomicity comes from the layout writer (staging + rename); this backend
- * holds the repository lock and clears staging left by killed runs.
+ * holds the repository lock (`.cvmfs-oci/lock`, see lock.ts: any number of runs take
+ * turns on it) and clears staging left by killed runs.
  */
 import {mkdir, readdir, rm, rmdir, stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
@@ -61,6 +62,8 @@ export class DirectoryBackend implements RepositoryBackend {
 
   async close(): Promise<void> {
     // Leave no trace of our bookkeeping: a repository after a run holds only the layout.
+    // Releasing deletes the lock file; a run waiting meanwhile makes both again, so the
+    // work directory goes only if it is empty (or gc-marks.json stays in it).
     await rmdir(join(this.root, STAGING_DIR)).catch(() => {})
     await this.lock.release()
     await rmdir(join(this.root, WORK_DIR)).catch(() => {})

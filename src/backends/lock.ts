@@ -1,15 +1,28 @@
 /**
- * One lock per repository, so two cvmfs-oci processes never interleave their
- * changes. A lock file created with O_EXCL holds `{pid, host, started}`; a lock
- * left by a dead process on this host is taken over, anything else is waited for
- * (bounded) and then reported with its holder.
+ * One lock per repository, so two cvmfs-oci processes never interleave their changes.
+ *
+ * The lock is the kernel's: flock(2) on the lock file, which the kernel drops when its
+ * holder ends, however it ends (kill -9, a crash, a reboot). A lock a dead process left is
+ * therefore free at once, and no process ever judges another dead and deletes its lock:
+ * there is no take-over to race. Node.js has no flock, so util-linux's flock(1) takes it
+ * on our open file (handed to it as its fd 3); the lock belongs to that open file, which
+ * stays ours when flock(1) exits.
+ *
+ * The file also says who holds it, `{pid, host, started}`, for "waiting for process N on
+ * HOST since …". Its holder deletes it when done, before letting go of the lock, so a
+ * directory repository keeps nothing between runs. A taker that opened the file before
+ * that then locks a deleted file: so after locking, a taker checks that the path still
+ * names the file it locked (device and inode) and starts over if not. As only a holder
+ * deletes the file, no two processes ever hold a lock on what the path names.
  */
-import {rmSync} from 'node:fs'
-import {mkdir, open, readFile, rm} from 'node:fs/promises'
+import {close, closeSync, constants, fstat, ftruncate, open, rmSync, write} from 'node:fs'
+import {mkdir, readFile, rm, stat} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {dirname} from 'node:path'
+import {promisify} from 'node:util'
 
-import {BusyError} from '../errors.js'
+import {BusyError, ExternalError} from '../errors.js'
+import {run} from '../exec.js'
 import type {Logger} from '../log.js'
 
 /** Who holds a lock (or opened a transaction): written as JSON into the lock file. */
@@ -58,45 +71,133 @@ export async function readHolder(path: string): Promise<Holder | undefined> {
   }
 }
 
+const openFd = promisify(open)
+const closeFd = promisify(close)
+const fstatFd = promisify(fstat)
+const truncateFd = promisify(ftruncate)
+const writeFd = promisify(write)
+
+/** flock(1)'s exit code when the lock is taken (`--conflict-exit-code`). */
+const TAKEN = 75
+/** While waiting, look at who holds the lock this often (seconds): the holder may change. */
+const LOOK_EVERY_S = 1
+/** …or this often while the holder has not written its name yet. */
+const LOOK_SOON_S = 0.05
+/** How long the holder may stay unnamed before we wait for "another process". */
+const UNNAMED_MS = 1000
+
+/** Open (creating) the lock file. Its directory may just have been removed by a holder leaving. */
+async function openLockFile(path: string): Promise<number> {
+  for (;;) {
+    await mkdir(dirname(path), {recursive: true})
+    try {
+      return await openFd(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+  }
+}
+
+/** flock(2) the open file `fd`, at once (`waitS` 0) or within `waitS` seconds: whether we got it. */
+async function flock(fd: number, path: string, waitS: number): Promise<boolean> {
+  const how = waitS > 0 ? ['--timeout', waitS.toFixed(3)] : ['--nonblock']
+  try {
+    const {exitCode} = await run('flock', ['--exclusive', ...how, '--conflict-exit-code', String(TAKEN), '3'], {
+      fd3: fd,
+      okExitCodes: [TAKEN],
+      missingHint: 'cvmfs-oci takes the repository lock with flock(1): install util-linux.',
+    })
+    return exitCode === 0
+  } catch (error) {
+    if (!(error instanceof ExternalError) || error.code === 'E_MISSING_PROGRAM') throw error
+    throw new ExternalError(
+      `cannot lock ${path}: ${error.message}`,
+      {command: error.command, exitCode: error.commandExitCode, stderrTail: error.stderrTail},
+      {hint: 'The repository lock is a flock(2) lock: keep the repository (or the state directory) on a file system that supports it (a local one, or NFS with locking).'},
+    )
+  }
+}
+
+/** Whether `path` still names the file open as `fd` (a holder leaving deletes it). */
+async function stillNamed(fd: number, path: string): Promise<boolean> {
+  const [locked, named] = await Promise.all([fstatFd(fd, {bigint: true}), stat(path, {bigint: true}).catch(() => undefined)])
+  return named !== undefined && named.dev === locked.dev && named.ino === locked.ino
+}
+
+/** The lock is ours: say so in the file, and hand it out. */
+async function take(fd: number, path: string, what: string, logger: Logger): Promise<Lock> {
+  // A holder that ended without releasing (killed, crashed) left its name in the file.
+  const left = await readHolder(path)
+  const me = Buffer.from(JSON.stringify(currentHolder()))
+  await truncateFd(fd, 0)
+  await writeFd(fd, me, 0, me.length, 0)
+  if (left) logger.warn(`taking over the lock of ${what} left by ${describeHolder(left)}, which is gone`)
+  let released = false
+  return {
+    // Delete the file while still holding the lock (see the top of this file), then let go.
+    async release() {
+      if (released) return
+      released = true
+      try {
+        await rm(path, {force: true})
+      } finally {
+        await closeFd(fd)
+      }
+    },
+    releaseSync() {
+      if (released) return
+      released = true
+      try {
+        rmSync(path, {force: true})
+      } finally {
+        closeSync(fd)
+      }
+    },
+  }
+}
+
 /**
- * Take the lock at `path`, waiting up to `timeoutMs` (0: fail at once).
- * `what` names the repository in messages.
+ * Take the lock at `path`, waiting up to `timeoutMs` (0: fail at once), and saying whose
+ * turn it waits for (again whenever that changes). `what` names the repository in messages.
  */
 export async function acquireLock(path: string, what: string, timeoutMs: number, logger: Logger): Promise<Lock> {
-  await mkdir(dirname(path), {recursive: true})
-  const me = currentHolder()
   const deadline = Date.now() + timeoutMs
-  let told = false
+  let waitS = 0
+  let told: string | undefined
+  let unnamedSince: number | undefined
   for (;;) {
+    const fd = await openLockFile(path)
+    let held = false
     try {
-      const handle = await open(path, 'wx', 0o644)
-      await handle.writeFile(JSON.stringify(me))
-      await handle.close()
-      return {release: () => rm(path, {force: true}), releaseSync: () => rmSync(path, {force: true})}
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-    const holder = await readHolder(path)
-    if (holder && holderIsGone(holder)) {
-      // Only the lock of that dead process: another taker may have replaced it meanwhile.
-      const again = await readHolder(path)
-      if (again?.pid === holder.pid && again.started === holder.started) {
-        logger.warn(`taking over the lock of ${what} left by process ${holder.pid}, which is gone`)
-        await rm(path, {force: true})
+      if (await flock(fd, path, waitS)) {
+        // Locked a file a leaving holder deleted: start over on the one the path names now,
+        // and if someone else took that one, say who (without waiting first).
+        if (!(await stillNamed(fd, path))) {
+          waitS = 0
+          continue
+        }
+        const lock = await take(fd, path, what, logger)
+        held = true
+        return lock
       }
-      continue
+    } finally {
+      if (!held) await closeFd(fd)
     }
-    const who = describeHolder(holder)
+    // A record naming a dead process is one a new holder has not overwritten yet.
+    const recorded = await readHolder(path)
+    const holder = recorded && !holderIsGone(recorded) ? recorded : undefined
     if (Date.now() >= deadline) {
-      throw new BusyError(`${what} is locked by ${who} (${path})`, {
+      throw new BusyError(`${what} is locked by ${describeHolder(holder)} (${path})`, {
         code: 'E_LOCKED',
-        hint: 'Wait for it to finish, or raise --lock-timeout. If that process is gone for good, delete the lock file.',
+        hint: 'Wait for it to finish, or raise --lock-timeout.',
       })
     }
-    if (!told) {
+    unnamedSince = holder ? undefined : (unnamedSince ?? Date.now())
+    const who = holder || Date.now() - unnamedSince! >= UNNAMED_MS ? describeHolder(holder) : told
+    if (who !== undefined && who !== told) {
       logger.info(`waiting for ${who}, which holds ${what}`)
-      told = true
+      told = who
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(500, Math.max(10, deadline - Date.now()))))
+    waitS = Math.min(who === undefined ? LOOK_SOON_S : LOOK_EVERY_S, Math.max(0.001, (deadline - Date.now()) / 1000))
   }
 }

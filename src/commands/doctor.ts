@@ -7,7 +7,7 @@ import {ExitCode} from '../errors.js'
 
 export default class Doctor extends BaseCommand {
   static summary = 'Check this node: Node.js, podman, the OCI hook, repositories, storage.conf, publishing tools.'
-  static description = `Looks at what cvmfs-oci needs on a worker node and says what to fix: the Node.js version; podman's version and whether it has precreate hooks and --rootfs DIR:O; the cvmfs-oci hook installed, its node and program running (and every other hook file valid: one bad file stops every container); the configuration file and each repository resolve searches mounted and readable; storage.conf listing the repositories' podman image stores; skopeo and setfattr for publishers. Each finding is "ok", "warning" (works, but look) or "problem" (broken). Exit code ${ExitCode.Failure} when there is a problem.`
+  static description = `Looks at what cvmfs-oci needs on a worker node and says what to fix: the Node.js version; podman's version and whether it has precreate hooks and --rootfs DIR:O; the cvmfs-oci hook installed, its node and program running (and every other hook file valid: one bad file stops every container); the configuration file and each repository resolve searches mounted and readable; storage.conf listing the repositories' podman image stores; skopeo, setfattr and flock for publishers. Each finding is "ok", "warning" (works, but look) or "problem" (broken). Exit code ${ExitCode.Failure} when there is a problem.`
   static enableJsonFlag = true
   static examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --json', '<%= config.bin %> doctor --hooks-dir /etc/containers/oci/hooks.d --root /cvmfs/unpacked.example.org']
   static flags = {

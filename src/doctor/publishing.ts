@@ -1,7 +1,7 @@
 /**
  * What publishing needs beyond cvmfs-oci: skopeo fetches images, setfattr (attr) writes
- * extended attributes. Worker nodes that only run images need neither, so a missing one
- * is a warning, never a problem.
+ * extended attributes, flock (util-linux) takes the repository lock. Worker nodes that
+ * only run images need none of them, so a missing one is a warning, never a problem.
  */
 import {ExternalError} from '../errors.js'
 import {run} from '../exec.js'
@@ -11,6 +11,7 @@ import type {Finding} from './report.js'
 const TOOLS = [
   {program: 'skopeo', args: ['--version'], install: 'dnf install skopeo', why: 'publish fetches images with it'},
   {program: 'setfattr', args: ['--version'], install: 'dnf install attr', why: 'publish writes extended attributes with it'},
+  {program: 'flock', args: ['--version'], install: 'dnf install util-linux', why: 'publish, sync, rm and gc take the repository lock with it'},
 ] as const
 
 export async function checkPublishingTools(logger?: Logger): Promise<Finding[]> {

@@ -58,7 +58,7 @@ describe('cvmfs-oci doctor', () => {
   const byCheck = (report: DoctorReport, check: Finding['check']) => report.findings.filter((f) => f.check === check)
 
   beforeAll(async () => {
-    requireTools('podman', 'skopeo', 'setfattr', 'busybox')
+    requireTools('podman', 'skopeo', 'setfattr', 'flock', 'busybox')
     work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-doctor-'))
     repo = join(work, 'repo')
     const layout = join(work, 'layout')
@@ -95,7 +95,7 @@ describe('cvmfs-oci doctor', () => {
     ])
     expect(byCheck(report, 'repositories')).toContainEqual(expect.objectContaining({status: 'ok', message: expect.stringContaining(`${repo}: mounted, readable`)}))
     expect(byCheck(report, 'storage')).toEqual([expect.objectContaining({status: 'ok', message: expect.stringContaining(`lists ${join(repo, 'podmanStore')}`)})])
-    expect(byCheck(report, 'publishing').map((f) => f.status)).toEqual(['ok', 'ok'])
+    expect(byCheck(report, 'publishing').map((f) => f.status)).toEqual(['ok', 'ok', 'ok'])
   })
 
   it('names each problem of a broken node and exits 1', async () => {
@@ -196,7 +196,7 @@ describe('cvmfs-oci doctor', () => {
     const bareEnv: Record<string, string> = {...(await node(dir, {roots: [nothing], stores: [], hooksDir: hooks})), CVMFS_OCI_ROOTS: nothing, PATH: join(dir, 'bin')}
     let {report} = await doctorJson([], bareEnv)
     expect(byCheck(report, 'podman')).toEqual([expect.objectContaining({status: 'problem', message: 'podman is not installed (or not on PATH)'})])
-    expect(byCheck(report, 'publishing').map((f) => f.status)).toEqual(['warning', 'warning'])
+    expect(byCheck(report, 'publishing').map((f) => f.status)).toEqual(['warning', 'warning', 'warning'])
     expect(byCheck(report, 'repositories')).toContainEqual(expect.objectContaining({status: 'warning', message: `${nothing} is readable but holds no published images (no .flat/)`}))
 
     const config = bareEnv.CVMFS_OCI_CONFIG!

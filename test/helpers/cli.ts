@@ -2,7 +2,9 @@
  * Run the built CLI (bin/run.js → dist/) as a user would: a separate node process.
  * `npm test` builds first, so dist/ is current.
  */
+import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync} from 'node:fs'
+import {constants} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -31,4 +33,40 @@ export async function cliOk(args: string[], options?: {env?: Record<string, stri
     throw new Error(`cvmfs-oci ${args.join(' ')} exited with ${result.exitCode}:\n${result.stderr}${result.stdout}`)
   }
   return result.stdout
+}
+
+/** A `cvmfs-oci` started in the background: its pid, its output so far, and its end. */
+export interface RunningCli {
+  child: ChildProcess
+  pid: number
+  stdout(): string
+  stderr(): string
+  /** Resolves when it ends: the exit code, or 128 + the number of the signal that killed it. */
+  exited: Promise<ExecResult>
+}
+
+/** Start `cvmfs-oci ARGS…` without waiting for it (to run several at once, stop or kill one). */
+export function startCli(args: string[], options: {env?: Record<string, string>} = {}): RunningCli {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: {...process.env, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', ...options.env},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const exited = new Promise<ExecResult>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code, signal) => resolve({stdout, stderr, exitCode: code ?? 128 + (signal ? constants.signals[signal] : 0)}))
+  })
+  return {child, pid: child.pid!, stdout: () => stdout, stderr: () => stderr, exited}
+}
+
+/** Poll `condition` every 20 ms until it holds; throw `what` (and `detail()`) after `timeoutMs`. */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, detail: () => string = () => '', timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}${detail() ? `:\n${detail()}` : ''}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 }
