@@ -7,23 +7,48 @@
 import {parseArgs} from 'node:util'
 
 import {CvmfsOciError, toCvmfsOciError, UsageError} from '../errors.js'
+import {missingForReadOnlyPodman, writable} from '../layout/mount-points.js'
 import {resolveImage} from '../layout/resolve.js'
 import {searchRoots} from '../layout/roots.js'
 
-export const RESOLVE_USAGE = 'Usage: cvmfs-oci resolve IMAGE [--root DIR]... [--overlay]'
+export const RESOLVE_USAGE = 'Usage: cvmfs-oci resolve IMAGE|IMAGE-ID [--root DIR]... [--overlay[=true|false]]'
+
+/**
+ * `--overlay` the way podman spells a boolean it otherwise decides itself (as
+ * `--tls-verify`): bare or `=true` always, `=false` never; not given, automatic.
+ */
+function overlayMode(argv: string[]): {argv: string[]; mode: 'auto' | 'always' | 'never'} {
+  let mode: 'auto' | 'always' | 'never' = 'auto'
+  const rest: string[] = []
+  for (const [i, arg] of argv.entries()) {
+    if (arg === '--') {
+      rest.push(...argv.slice(i))
+      break
+    }
+    const m = /^(?:--overlay|-O)(?:=(.*))?$/.exec(arg)
+    if (!m) {
+      rest.push(arg)
+      continue
+    }
+    if (m[1] === undefined || m[1] === 'true') mode = 'always'
+    else if (m[1] === 'false') mode = 'never'
+    else throw new UsageError(`--overlay takes true or false, not ${JSON.stringify(m[1])}\n${RESOLVE_USAGE}`)
+  }
+  return {argv: rest, mode}
+}
 
 /** Run `resolve` with these arguments; returns the exit code. */
 export async function resolveMain(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   try {
+    const overlay = overlayMode(argv)
     let parsed
     try {
       parsed = parseArgs({
-        args: argv,
+        args: overlay.argv,
         allowPositionals: true,
         strict: true,
         options: {
           root: {type: 'string', multiple: true},
-          overlay: {type: 'boolean', short: 'O'},
           config: {type: 'string'},
         },
       })
@@ -33,8 +58,17 @@ export async function resolveMain(argv: string[], out = process.stdout, err = pr
     const {positionals, values} = parsed
     if (positionals.length !== 1) throw new UsageError(`resolve takes exactly one IMAGE\n${RESOLVE_USAGE}`)
     const roots = searchRoots({flagRoots: values.root, env: process.env, configPath: values.config})
-    const resolved = await resolveImage(positionals[0]!, {roots, env: process.env})
-    out.write(`${resolved.path}${values.overlay ? ':O' : ''}\n`)
+    const {path} = await resolveImage(positionals[0]!, {roots, env: process.env})
+    let asOverlay = overlay.mode === 'always'
+    if (overlay.mode === 'auto') {
+      // podman creates what a root lacks only where it can write (a few lstats, no scan).
+      const missing = await missingForReadOnlyPodman(path)
+      if (missing.length > 0 && !(await writable(path))) {
+        asOverlay = true
+        err.write(`${path} lacks ${missing.map((p) => `/${p}`).join(', ')}, which podman needs to run a read-only root: printing the ":O" form (podman's overlay); --overlay=false prints the plain path\n`)
+      }
+    }
+    out.write(`${path}${asOverlay ? ':O' : ''}\n`)
     return 0
   } catch (error) {
     const ours: CvmfsOciError = toCvmfsOciError(error)

@@ -1,36 +1,108 @@
 /**
  * What a flat root needs beyond the image's own files to run read-only: the mount
  * points apptainer and podman bind over (DUCC adds `dev proc sys tmp var/tmp home
- * root etc`), and the files podman's `--rootfs` insists on finding (verified with
- * podman 4.3 on a read-only tree: /etc/mtab, /etc/hosts, /etc/resolv.conf,
- * /etc/hostname, /etc/passwd, /etc/group, /run/.containerenv). Each is created
- * only where the image has nothing at that path, and never through a symlink:
- * the image's own files always win.
+ * root etc`, `etc/hosts` and `etc/resolv.conf`), and what podman's `--rootfs` must find
+ * when it cannot write to the root. Each is created only where the image has nothing at
+ * that path, and never through a symlink: the image's own files always win.
+ *
+ * What podman needs (`podman: true`), measured with podman 4.3.1 and runc 1.1 (Debian
+ * 12) as root, `podman run --rm [--network none|host] --rootfs RO /bin/sh -c 'echo ok'`
+ * where RO is a read-only bind mount of a busybox root holding every item below but one:
+ *
+ * - missing `etc/mtab`: "creating /etc/mtab symlink: read-only file system" (podman
+ *   creates it itself; anything at that path will do, even a dangling link);
+ * - missing `etc`: "create /etc: read-only file system";
+ * - missing `etc/hosts`, `etc/hostname`, `run` or `run/.containerenv`, `proc`, `sys`, `dev`:
+ *   runc "error mounting … to rootfs" (it must create the missing mount target);
+ * - missing `etc/resolv.conf`: the same with `--network host` (and the default network);
+ *   with `--network none` podman mounts no resolv.conf;
+ * - missing `etc/passwd`, `etc/group`, `tmp`, `var`, `home`, `root`: starts fine.
+ *
+ * On a root podman can write it creates what is missing itself.
  */
-import {chmod, lstat, mkdir, symlink, writeFile} from 'node:fs/promises'
+import {access, chmod, constants, lstat, mkdir, readlink, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-type Item = {path: string; kind: 'dir'; mode: number} | {path: string; kind: 'file'; content: string} | {path: string; kind: 'symlink'; target: string}
+type Item = ({path: string; kind: 'dir'; mode: number} | {path: string; kind: 'file'; content: string} | {path: string; kind: 'symlink'; target: string}) & {
+  /** podman 4.3 cannot start a read-only `--rootfs` without it (measured, see above). */
+  podman?: true
+}
 
 export const MOUNT_POINTS: readonly Item[] = [
-  {path: 'dev', kind: 'dir', mode: 0o755},
-  {path: 'proc', kind: 'dir', mode: 0o555},
-  {path: 'sys', kind: 'dir', mode: 0o555},
+  {path: 'dev', kind: 'dir', mode: 0o755, podman: true},
+  {path: 'proc', kind: 'dir', mode: 0o555, podman: true},
+  {path: 'sys', kind: 'dir', mode: 0o555, podman: true},
   {path: 'tmp', kind: 'dir', mode: 0o1777},
   {path: 'var', kind: 'dir', mode: 0o755},
   {path: 'var/tmp', kind: 'dir', mode: 0o1777},
   {path: 'home', kind: 'dir', mode: 0o755},
   {path: 'root', kind: 'dir', mode: 0o700},
-  {path: 'run', kind: 'dir', mode: 0o755},
-  {path: 'etc', kind: 'dir', mode: 0o755},
-  {path: 'etc/hosts', kind: 'file', content: ''},
-  {path: 'etc/resolv.conf', kind: 'file', content: ''},
-  {path: 'etc/hostname', kind: 'file', content: ''},
+  {path: 'run', kind: 'dir', mode: 0o755, podman: true},
+  {path: 'etc', kind: 'dir', mode: 0o755, podman: true},
+  {path: 'etc/hosts', kind: 'file', content: '', podman: true},
+  {path: 'etc/resolv.conf', kind: 'file', content: '', podman: true},
+  {path: 'etc/hostname', kind: 'file', content: '', podman: true},
   {path: 'etc/passwd', kind: 'file', content: 'root:x:0:0:root:/root:/bin/sh\n'},
   {path: 'etc/group', kind: 'file', content: 'root:x:0:\n'},
-  {path: 'etc/mtab', kind: 'symlink', target: '../proc/self/mounts'},
-  {path: 'run/.containerenv', kind: 'file', content: ''},
+  {path: 'etc/mtab', kind: 'symlink', target: '../proc/self/mounts', podman: true},
+  {path: 'run/.containerenv', kind: 'file', content: '', podman: true},
 ]
+
+/** Like the kernel's MAXSYMLINKS. */
+const MAX_HOPS = 40
+
+/**
+ * What is at `rel` inside `root`, following symlinks the way runc finds a mount target:
+ * inside the root (an absolute target starts at the root, `..` stops there).
+ */
+async function kindInRoot(root: string, rel: string): Promise<'dir' | 'file' | 'none'> {
+  const parts = (path: string) => path.split('/').filter((p) => p !== '' && p !== '.')
+  let todo = parts(rel)
+  let done: string[] = []
+  let hops = 0
+  while (todo.length > 0) {
+    const part = todo.shift()!
+    if (part === '..') {
+      done.pop()
+      continue
+    }
+    const path = join(root, ...done, part)
+    const info = await lstat(path).catch(() => undefined)
+    if (info === undefined) return 'none'
+    if (info.isSymbolicLink()) {
+      if (++hops > MAX_HOPS) return 'none'
+      const target = await readlink(path)
+      if (target.startsWith('/')) done = []
+      todo = [...parts(target), ...todo]
+      continue
+    }
+    if (todo.length === 0) return info.isDirectory() ? 'dir' : 'file'
+    if (!info.isDirectory()) return 'none'
+    done.push(part)
+  }
+  return 'dir'
+}
+
+/**
+ * What of {@link MOUNT_POINTS} a root lacks for podman to run it read-only (relative
+ * paths, in the list's order): a missing path, a directory where a file must be or the
+ * reverse. A few `lstat`s (more only through symlinks), never a scan.
+ */
+export async function missingForReadOnlyPodman(root: string): Promise<string[]> {
+  const needed = MOUNT_POINTS.filter((item) => item.podman)
+  const found = await Promise.all(needed.map(async (item) => {
+    // podman only creates /etc/mtab: whatever is there (a dangling link too) makes it give up.
+    if (item.kind === 'symlink') return lstat(join(root, item.path)).then(() => true, () => false)
+    const kind = await kindInRoot(root, item.path)
+    return item.kind === 'dir' ? kind === 'dir' : kind === 'file'
+  }))
+  return needed.filter((_, i) => !found[i]).map((item) => item.path)
+}
+
+/** Whether this process may write to `dir` (false on a read-only mount such as a CVMFS client's). */
+export async function writable(dir: string): Promise<boolean> {
+  return access(dir, constants.W_OK).then(() => true, () => false)
+}
 
 async function exists(path: string): Promise<'none' | 'dir' | 'other'> {
   try {

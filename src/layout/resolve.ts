@@ -4,12 +4,12 @@
  * says (a handful of lstat/readlink calls) and never scans a repository; only a digest
  * reference without its own link costs one readdir and one small read per tag.
  */
-import {readdir, realpath} from 'node:fs/promises'
+import {readdir, realpath, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'
-import {METADATA_DIR, multiarchLinkRel} from './paths.js'
-import {formatReference, type ImageReference, layoutName, layoutRegistries, parseReference} from '../reference/reference.js'
+import {FLAT_DIR, flatRootRel, METADATA_DIR, multiarchLinkRel} from './paths.js'
+import {formatReference, fullImageId, type ImageReference, isImageIdPrefix, layoutName, layoutRegistries, MIN_ID_PREFIX, parseReference} from '../reference/reference.js'
 import {isMissing, resolvePublicLink} from './link.js'
 import {readDuccManifest, readImageRecord} from './list.js'
 
@@ -30,7 +30,7 @@ export interface Resolved {
   path: string
   /** The root (as given) it was found in. */
   root: string
-  /** The link name that matched, relative to the root. */
+  /** The link name that matched, relative to the root (for an image ID: `.flat/<hh>/<hex>`). */
   name: string
 }
 
@@ -46,32 +46,34 @@ export function hostArch(): string {
 }
 
 /**
- * Resolve a reference to the real path of its flat root, searching `options.roots` in
- * order: the public link under each registry directory name, then `.multiarch/<arch>/`.
- * A digest reference is found by its `:sha256:<hex>` link or by the digests our records
- * hold for that repository's tags.
+ * Resolve a reference, or an image ID, to the real path of its flat root, searching
+ * `options.roots` in order: the public link under each registry directory name, then
+ * `.multiarch/<arch>/`. A digest reference is found by its `:sha256:<hex>` link or by the
+ * digests our records hold for that repository's tags.
+ *
+ * Image IDs as podman reads them: a full ID (`<64 hex>`, `sha256:<64 hex>`) is looked up
+ * as `.flat/<hh>/<hex>` only, never as a name; a shorter hex string is tried as a name
+ * first and then, if no root has that name, as a unique ID prefix (one `readdir` of
+ * `.flat/<hh>/` per root). A hex string never resolves to an image whose ID it is not.
  *
  * @throws UsageError `E_BAD_REFERENCE` for a malformed reference.
  * @throws NotFoundError `E_IMAGE_NOT_FOUND` naming the roots searched and the tags that do
- *   exist; `E_DANGLING_LINK`, `E_LINK_LOOP` or `E_NOT_A_DIRECTORY` for a broken link (when
+ *   exist; `E_AMBIGUOUS_ID` for an ID prefix that starts more than one image ID;
+ *   `E_DANGLING_LINK`, `E_LINK_LOOP` or `E_NOT_A_DIRECTORY` for a broken link (when
  *   no other root has the image).
  */
 export async function resolveImage(reference: string | ImageReference, options: ResolveOptions): Promise<Resolved> {
-  const ref = typeof reference === 'string' ? parseReference(reference) : reference
+  const input = typeof reference === 'string' ? reference : undefined
+  const id = input === undefined ? undefined : fullImageId(input)
+  if (id !== undefined) return resolveFullId(id, options.roots)
+  const ref = input === undefined ? (reference as ImageReference) : parseReference(input)
   const env = options.env ?? process.env
   const arch = normaliseArch(options.arch ?? env.CVMFS_ARCH ?? hostArch())
   const search = new Search(ref, options.arch === undefined ? env : {...env, CVMFS_ARCH: arch}, archDirs(arch))
 
   for (const root of options.roots) {
-    let realRoot: string
-    try {
-      realRoot = await realpath(root)
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      if (!isMissing(error) && code !== 'EACCES') throw error
-      search.missing.set(root, code === 'EACCES' ? 'permission denied' : 'missing')
-      continue
-    }
+    const realRoot = await search.realRoot(root)
+    if (realRoot === undefined) continue
     for (const registry of layoutRegistries(ref)) {
       const found = ref.digest === undefined
         ? await search.tryName(realRoot, layoutName(ref, registry))
@@ -79,9 +81,46 @@ export async function resolveImage(reference: string | ImageReference, options: 
       if (found) return {...found, root}
     }
   }
+  // As podman: a hex string that is no name may be a short image ID.
+  const prefix = input !== undefined && isImageIdPrefix(input) ? input : undefined
+  if (prefix !== undefined) {
+    const found = await search.byIdPrefix(prefix, options.roots)
+    if (found) return found
+  }
   // A broken link says more than "not found" about why the image does not resolve.
   if (search.broken.length > 0) throw search.broken[0]!
-  throw await search.notFound(typeof reference === 'string' ? reference : formatReference(ref), options.roots)
+  const idLine = prefix !== undefined
+    ? `no image ID starts with ${prefix} either`
+    : input !== undefined && /^[a-f0-9]$/.test(input) ? `an image ID prefix needs at least ${MIN_ID_PREFIX} hex digits: "${input}" was looked up as a name only` : undefined
+  throw await search.notFound(input ?? formatReference(ref), options.roots, idLine)
+}
+
+/** `.flat/<hh>/<hex>` in the first root that has it. */
+async function resolveFullId(hex: string, roots: string[]): Promise<Resolved> {
+  const name = flatRootRel(`sha256:${hex}`)
+  for (const root of roots) {
+    const path = await flatRootPath(root, name)
+    if (path !== undefined) return {path, root, name}
+  }
+  throw new NotFoundError([`no image ID is ${hex}: no searched repository has ${name}`, searchedLine(roots)].join('\n'), {
+    code: 'E_IMAGE_NOT_FOUND',
+    hint: 'Check the ID (cvmfs-oci list shows the IDs of published images), or search the repository that holds it with --root or CVMFS_OCI_ROOTS.',
+  })
+}
+
+/** The real path of a flat root if it is a directory; undefined when it is not there. */
+async function flatRootPath(root: string, rel: string): Promise<string | undefined> {
+  try {
+    const path = await realpath(join(root, rel))
+    return (await stat(path)).isDirectory() ? path : undefined
+  } catch (error) {
+    if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EACCES') return undefined
+    throw error
+  }
+}
+
+function searchedLine(roots: string[], why: ReadonlyMap<string, string> = new Map()): string {
+  return roots.length === 0 ? 'searched: no repository roots were given' : `searched: ${roots.map((r) => (why.has(r) ? `${r} (${why.get(r)})` : r)).join(', ')}`
 }
 
 /** One resolution: the candidates tried, and what was seen on the way for the message. */
@@ -97,6 +136,52 @@ class Search {
     private readonly env: NodeJS.ProcessEnv,
     private readonly arches: string[],
   ) {}
+
+  /** The real path of a root; undefined (and noted) when it is missing or unreadable. */
+  async realRoot(root: string): Promise<string | undefined> {
+    try {
+      return await realpath(root)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (!isMissing(error) && code !== 'EACCES') throw error
+      this.missing.set(root, code === 'EACCES' ? 'permission denied' : 'missing')
+      return undefined
+    }
+  }
+
+  /**
+   * The one image whose ID starts with `prefix`, over all roots (the first root holding
+   * it); undefined when none does. Reads only `.flat/<hh>/` of each root.
+   *
+   * @throws NotFoundError `E_AMBIGUOUS_ID` when the prefix starts more than one image ID.
+   */
+  async byIdPrefix(prefix: string, roots: string[]): Promise<Resolved | undefined> {
+    const dir = join(FLAT_DIR, prefix.slice(0, 2))
+    const first = new Map<string, Resolved>()
+    for (const root of roots) {
+      if (this.missing.has(root)) continue
+      let entries: string[]
+      try {
+        entries = await readdir(join(root, dir))
+      } catch (error) {
+        if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EACCES') continue
+        throw error
+      }
+      for (const entry of entries.filter((e) => e.startsWith(prefix) && /^[a-f0-9]{64}$/.test(e)).sort()) {
+        if (first.has(entry)) continue
+        const path = await flatRootPath(root, join(dir, entry))
+        if (path !== undefined) first.set(entry, {path, root, name: join(dir, entry)})
+      }
+    }
+    if (first.size > 1) {
+      const shown = [...first.values()].map((r) => `  ${r.name.slice(r.name.lastIndexOf('/') + 1)} (in ${r.root})`)
+      throw new NotFoundError([`image ID prefix ${prefix} is ambiguous: it starts ${first.size} image IDs`, ...shown].join('\n'), {
+        code: 'E_AMBIGUOUS_ID',
+        hint: 'Give more digits of the ID, or all 64.',
+      })
+    }
+    return first.values().next().value
+  }
 
   /** The public link `name`, then its `.multiarch/<arch>/` siblings. */
   async tryName(realRoot: string, name: string): Promise<{path: string; name: string} | undefined> {
@@ -159,10 +244,10 @@ class Search {
   }
 
   /** The message for an image no root has: roots searched, and the tags that do exist. */
-  async notFound(input: string, roots: string[]): Promise<NotFoundError> {
+  async notFound(input: string, roots: string[], idLine?: string): Promise<NotFoundError> {
     const canonical = formatReference(this.ref)
     const lines = [`image ${JSON.stringify(input)}${input === canonical ? '' : ` (${canonical})`} is not published in any searched repository`]
-    lines.push(roots.length === 0 ? 'searched: no repository roots were given' : `searched: ${roots.map((r) => (this.missing.has(r) ? `${r} (${this.missing.get(r)})` : r)).join(', ')}`)
+    lines.push(searchedLine(roots, this.missing))
     const basename = this.ref.repository.slice(this.ref.repository.lastIndexOf('/') + 1)
     const existing: string[] = []
     for (const root of roots) {
@@ -184,6 +269,7 @@ class Search {
     } else {
       lines.push(`no tag of ${this.ref.registry}/${this.ref.repository} exists in these roots`)
     }
+    if (idLine !== undefined) lines.push(idLine)
     return new NotFoundError(lines.join('\n'), {
       code: 'E_IMAGE_NOT_FOUND',
       hint: existing.length > 0

@@ -16,6 +16,7 @@ import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
 import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
+import {addMountPoints} from '../layout/mount-points.js'
 import {blobRel, digestHex, flatRootRel, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
 import {readImageRecord} from '../layout/list.js'
 import {readFlatRecord, writeImageMetadata, type ImageRecord} from '../layout/write.js'
@@ -176,7 +177,12 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? (record.size ?? 0) : 0)
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
-      if (!flatExists) {
+      if (flatExists) {
+        // A root made elsewhere (DUCC's lacks /etc/mtab, /run/.containerenv, …): what podman
+        // needs to run it read-only goes in with the link. Nothing for a root we made.
+        added = await addMountPoints(join(writeRoot, flatRel))
+        if (added.length > 0) logger.info(`${source.input}: added to ${flatRel}: ${added.join(', ')}`)
+      } else {
         const stats = await buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {
           ...options,
           reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true,

@@ -30,9 +30,18 @@ const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
 const DOMAIN = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`)
 const TAG = /^[\w][\w.-]{0,127}$/
 const DIGEST = /^sha256:[a-f0-9]{64}$/
+/** A full image ID as podman reads it: 64 hex digits, bare or after `sha256:`. */
+const FULL_ID = /^(?:sha256:)?([a-f0-9]{64})$/
+/**
+ * The shortest image ID prefix looked up. podman takes any non-empty prefix; flat roots
+ * sit in `.flat/<first 2 hex digits>/`, so 2 digits tell which one directory to read.
+ */
+export const MIN_ID_PREFIX = 2
+const ID_PREFIX = new RegExp(`^[a-f0-9]{${MIN_ID_PREFIX},63}$`)
 /** distribution's NameTotalLengthMax, applied to `registry/repository`. */
 const NAME_MAX = 255
 const HINT = 'Write it as podman does: [registry/]repository[:tag][@sha256:<digest>], e.g. docker.io/library/ubuntu:22.04.'
+const ID_HINT = 'Name the image as podman does ([registry/]repository[:tag][@sha256:<digest>]); `cvmfs-oci resolve` also takes an image ID: all 64 hex digits (sha256: optional) or a unique prefix of at least 2.'
 
 /**
  * Parse and normalise an image reference as podman does: `ubuntu` becomes
@@ -49,6 +58,12 @@ export function parseReference(input: string): ImageReference {
     throw bad('an image reference has no URL scheme; leave out everything up to "://"')
   }
   if (/\s/.test(body)) throw bad('it contains white space')
+  // Docker's grammar and podman: these are image IDs, never docker.io/library/<hex>.
+  const badId = (why: string) => badReference(input, why, ID_HINT)
+  if (/^[a-f0-9]{64}$/.test(body)) throw badId('cannot specify 64-byte hexadecimal strings: that is an image ID, not a name')
+  if (body.startsWith('sha256:')) {
+    throw badId(FULL_ID.test(body) ? 'that is an image ID, not a name' : 'an image ID after "sha256:" must have all of its 64 hex digits (podman: no 64-byte hexadecimal value)')
+  }
 
   let digest: string | undefined
   const at = body.indexOf('@')
@@ -76,6 +91,22 @@ export function parseReference(input: string): ImageReference {
   if (digest !== undefined) ref.digest = digest
   if (tag === undefined && digest === undefined) ref.tag = DEFAULT_TAG
   return ref
+}
+
+/**
+ * The hex of a full image ID (`<64 hex>` or `sha256:<64 hex>`), which podman looks up as an
+ * ID only; undefined for anything else.
+ */
+export function fullImageId(input: string): string | undefined {
+  return FULL_ID.exec(input)?.[1]
+}
+
+/**
+ * Whether podman may read `input` as a short image ID (after failing to find it as a
+ * name): hex digits, here at least {@link MIN_ID_PREFIX} of them, fewer than 64.
+ */
+export function isImageIdPrefix(input: string): boolean {
+  return ID_PREFIX.test(input)
 }
 
 /**
@@ -170,9 +201,9 @@ function checkDigest(digest: string, bad: (why: string) => Error): void {
   throw bad(`digest "${digest}" must be "sha256:" followed by 64 lowercase hex digits`)
 }
 
-function badReference(input: string, why: string): UsageError {
+function badReference(input: string, why: string, hint = HINT): UsageError {
   return new UsageError(`invalid image reference ${JSON.stringify(String(input))}: ${why}`, {
     code: 'E_BAD_REFERENCE',
-    hint: HINT,
+    hint,
   })
 }

@@ -102,6 +102,37 @@ describe('the layout publish writes', () => {
     expect(missing.stderr).toContain('22.04')
   })
 
+  it('resolves image IDs as podman does, never as docker.io/library/<hex>', async () => {
+    const root = join(work, 'id-repo')
+    const a = await pushed(small('by ID'), 'life/id:a')
+    const b = await pushed(small('named like an ID'), 'life/id:b')
+    const hexA = a.configDigest.slice(7)
+    await publishJson(root, a.ref)
+    // A name that is A's ID as a Docker Hub repository, on image B: what a bare ID used to resolve to.
+    const named = await publishJson(root, '--name', `docker.io/library/${hexA}:latest`, `oci:${b.layout}:t`)
+    const flatA = join(await realpath(root), '.flat', hexA.slice(0, 2), hexA)
+    expect(named.images[0]!.path).not.toBe(flatA)
+    for (const id of [hexA, a.configDigest, hexA.slice(0, 12)]) {
+      const result = await cli(['resolve', '--root', root, id])
+      expect(result.exitCode, `${id}: ${result.stderr}`).toBe(0)
+      expect(result.stdout, id).toBe(`${flatA}\n`)
+    }
+    const none = await cli(['resolve', '--root', root, `sha256:${'0'.repeat(64)}`])
+    expect(none.exitCode).toBe(3)
+    expect(none.stderr).toContain(`no image ID is ${'0'.repeat(64)}`)
+    const short = await cli(['resolve', '--root', root, `sha256:${hexA.slice(0, 12)}`])
+    expect(short.exitCode).toBe(2)
+    expect(short.stderr).toContain('64 hex digits')
+    // Nor does any other command take a bare ID as a name.
+    const refused = await cli(['publish', '--root', root, '--tls-verify=false', '--name', hexA, `oci:${b.layout}:t`])
+    const rm = await cli(['rm', '--root', root, hexA])
+    for (const result of [refused, rm]) {
+      expect(result.exitCode).toBe(2)
+      // oclif wraps its error lines (" ›   "): join them first.
+      expect(result.stderr.replace(/\s*\n ›\s*/g, ' ')).toContain('cannot specify 64-byte hexadecimal strings')
+    }
+  })
+
   it('publishes a reference given by digest as <repository>:sha256:<hex>', async () => {
     const root = join(work, 'digest-repo')
     const img = await pushed(small('by digest'), 'life/digest:1')

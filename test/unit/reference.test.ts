@@ -40,6 +40,11 @@ describe('parseReference / formatReference', () => {
     [`ubuntu:22.04@${D}`, {registry: 'docker.io', repository: 'library/ubuntu', tag: '22.04', digest: D}, `docker.io/library/ubuntu:22.04@${D}`],
     [`127.0.0.1:5000/foo:1@${D}`, {registry: '127.0.0.1:5000', repository: 'foo', tag: '1', digest: D}, `127.0.0.1:5000/foo:1@${D}`],
     [`a:${'t'.repeat(128)}`, {registry: 'docker.io', repository: 'library/a', tag: 't'.repeat(128)}, `docker.io/library/a:${'t'.repeat(128)}`],
+    // Only a bare 64-hex string is an image ID; with a registry or a tag it is a name (as in Docker's grammar and podman).
+    [`docker.io/library/${HEX2}`, {registry: 'docker.io', repository: `library/${HEX2}`, tag: 'latest'}, `docker.io/library/${HEX2}:latest`],
+    [`${HEX2}:1`, {registry: 'docker.io', repository: `library/${HEX2}`, tag: '1'}, `docker.io/library/${HEX2}:1`],
+    // A short hex string is a valid name (podman tries it as a name before it tries it as an ID prefix).
+    ['2f1d018c7e34', {registry: 'docker.io', repository: 'library/2f1d018c7e34', tag: 'latest'}, 'docker.io/library/2f1d018c7e34:latest'],
   ]
   it.each(cases)('%s', (input, expected, formatted) => {
     const ref = parseReference(input)
@@ -78,6 +83,10 @@ describe('parseReference / formatReference', () => {
     ['-bad.example.com/x', /registry "-bad.example.com"/],
     ['host.example.com:port/x', /registry/],
     [`quay.io/${'a'.repeat(250)}`, /longer than 255/],
+    // Docker's grammar: a bare 64-hex string is an image ID, never docker.io/library/<hex>.
+    [HEX2, /cannot specify 64-byte hexadecimal strings.*image ID/],
+    [`docker://${HEX2}`, /cannot specify 64-byte hexadecimal strings/],
+    [D, /image ID/],
   ]
   it.each(invalid)('rejects %j', (input, reason) => {
     let caught: unknown

@@ -219,6 +219,80 @@ describe('resolveImage', () => {
     })
   })
 
+  describe('image IDs (podman: a full ID, or a unique prefix of one, names a flat root)', () => {
+    // Three IDs, two of which share their first 6 hex digits.
+    const ID1 = `sha256:2f1d018c7e34${'1'.repeat(52)}`
+    const ID2 = `sha256:2f1d01aa${'2'.repeat(56)}`
+    const ID3 = `sha256:9c${'3'.repeat(62)}`
+    const hex = (d: string) => d.slice('sha256:'.length)
+    let root: string
+    beforeAll(async () => {
+      root = await makeRoot()
+      for (const d of [ID1, ID2, ID3]) await mkdir(join(root, flatRootRel(d), 'etc'), {recursive: true})
+      // The bug: the full ID of ID1, read as docker.io/library/<hex>:latest, named another image.
+      await publish(root, `registry.hub.docker.com/library/${hex(ID1)}:latest`, ID3)
+      // A name that is also a unique prefix of ID1: podman takes the name first.
+      await publish(root, 'registry.hub.docker.com/library/2f1d018c:latest', ID3)
+    })
+
+    it('resolves a full ID, bare or with sha256:, to its flat root and never to a name', async () => {
+      for (const id of [hex(ID1), ID1]) {
+        expect(await resolveImage(id, {roots: [root], env})).toEqual({path: await flat(root, ID1), root, name: flatRootRel(ID1)})
+      }
+    })
+
+    it('resolves a unique prefix, 2 to 63 hex digits, to its flat root', async () => {
+      for (const prefix of ['2f1d018c7e34', '2f1d018', hex(ID1).slice(0, 63), '2f1d01a', '9c', '9c3']) {
+        const want = prefix.startsWith('2f1d018') ? ID1 : prefix.startsWith('2f1d01a') ? ID2 : ID3
+        expect((await resolveImage(prefix, {roots: [root], env})).path, prefix).toBe(await flat(root, want))
+      }
+    })
+
+    it('takes a name before an ID prefix, as podman does', async () => {
+      expect((await resolveImage('2f1d018c', {roots: [root], env})).path).toBe(await flat(root, ID3))
+    })
+
+    it('refuses an ambiguous prefix, naming the IDs it matches (exit 3)', async () => {
+      const error = await failure(resolveImage('2f1d01', {roots: [root], env}))
+      expect(error).toBeInstanceOf(NotFoundError)
+      expect(error.code).toBe('E_AMBIGUOUS_ID')
+      expect(error.exitCode).toBe(3)
+      expect(error.message).toContain('ambiguous')
+      expect(error.message).toContain(hex(ID1))
+      expect(error.message).toContain(hex(ID2))
+    })
+
+    it('refuses a prefix matching different IDs in two roots, and takes the same ID from the first root', async () => {
+      const other = await makeRoot()
+      await mkdir(join(other, flatRootRel(`sha256:9c${'4'.repeat(62)}`)), {recursive: true})
+      expect((await failure(resolveImage('9c', {roots: [root, other], env}))).code).toBe('E_AMBIGUOUS_ID')
+      await mkdir(join(other, flatRootRel(ID1)), {recursive: true})
+      expect(await resolveImage(hex(ID1).slice(0, 12), {roots: [join(top, 'missing'), root, other], env})).toMatchObject({root, path: await flat(root, ID1)})
+      expect(await resolveImage(hex(ID1).slice(0, 12), {roots: [other, root], env})).toMatchObject({root: other, path: await flat(other, ID1)})
+    })
+
+    it('says no image has that ID (exit 3)', async () => {
+      for (const id of [`sha256:${'5'.repeat(64)}`, '5'.repeat(64), '55555', '2f1d0199']) {
+        const error = await failure(resolveImage(id, {roots: [root], env}))
+        expect(error.code, id).toBe('E_IMAGE_NOT_FOUND')
+        expect(error.exitCode).toBe(3)
+        expect(error.message).toMatch(/no image ID (is|starts with) /)
+      }
+    })
+
+    it('rejects sha256: with fewer than 64 hex digits, as podman does (exit 2)', async () => {
+      const error = await failure(resolveImage('sha256:2f1d018c7e34', {roots: [root], env}))
+      expect(error).toBeInstanceOf(UsageError)
+      expect(error.message).toContain('64')
+    })
+
+    it('looks a 1-digit string up as a name only', async () => {
+      const error = await failure(resolveImage('9', {roots: [root], env}))
+      expect(error.code).toBe('E_IMAGE_NOT_FOUND')
+      expect(error.message).toContain('at least 2')
+    })
+  })
+
   describe('failures', () => {
     it('names the reference, every root (missing ones marked) and the existing tags', async () => {
       const a = await makeRoot()
