@@ -229,7 +229,7 @@ async function realCvmfs() {
     if (sections.has('coldstart')) {
       if (!coldImage) throw new Error('the cold start runs the python/scipy image: add scipy to --cvmfs-images')
       const t0 = Date.now()
-      log(`\n== 7. cold start of ${coldImage.label}: \`${SCIPY_WORKLOAD.join(' ')}\` (median [min–max] of ${coldReps})`)
+      log(`\n== 7. cold start of ${coldImage.label}: \`${SCIPY_WORKLOAD.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}\` (median [min–max] of ${coldReps})`)
       if (!kept) {
         log('  publishing it with cvmfs-oci first (not timed here)')
         kept = await publishKept({kit, ref: coldImage.ref, work, cli: CLI})
