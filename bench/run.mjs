@@ -5,9 +5,21 @@
 //   --reps N          repetitions of each publish measurement (default 5; quick 2)
 //   --scales 1,4,16   image sizes for the scale measurement (default 1,4,16; quick 1,2)
 //   --out FILE        also write the results as JSON (default bench/out/results.json)
-//   --sections LIST   which of publish,republish,startup,hook,scale to run (default all)
+//   --sections LIST   which of publish,republish,startup,hook,scale,cvmfs,coldstart to run
+//                     (default all)
 //   --dir DIR         where images, repositories and unpacked trees go (default $TMPDIR;
 //                     /dev/shm takes the disk out of the comparison)
+// The real-CernVM-FS sections (root; the kit in ../shared/testbed, or $CVMFS_OCI_BENCH_KIT):
+//   cvmfs             cvmfs-oci --repo against DUCC, fresh repository per publish
+//   coldstart         a published image from a plain client mount, cache wiped, against
+//                     podman pull + run from the loopback registry
+//   --cvmfs-images LIST   four-layers,scipy (default both)
+//   --cvmfs-reps N        rounds on the four-layers image (default 3; quick 1)
+//   --scipy-reps N        rounds on the python/scipy image (default 1)
+//   --coldstart-reps N    rounds of the cold start (default 3; quick 1)
+//   --cache-dir DIR       where the python/scipy image is kept between runs
+//                         (default $XDG_CACHE_HOME/cvmfs-oci-bench or ~/.cache/cvmfs-oci-bench)
+//   --debian-mirror URL   the Debian archive debootstrap uses (default http://deb.debian.org/debian)
 import {execFileSync, spawnSync} from 'node:child_process'
 import {cpus, totalmem, release, tmpdir} from 'node:os'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -15,19 +27,33 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
+import {findKit} from './lib/cvmfs.mjs'
+import {defaultCacheDir, SCIPY_WORKLOAD, scipyImage} from './lib/debian-image.mjs'
 import {writeBenchLayout} from './lib/image.mjs'
 import {repeat, repeatInterleaved, startupTimes} from './lib/measure.mjs'
+import {coldStart, publishKept, publishVsDucc} from './lib/real-cvmfs.mjs'
 import {startRegistry} from './lib/registry.mjs'
 import {benchHook} from './lib/hook.mjs'
 
 const TOP = join(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(TOP, 'bin', 'run.js')
-const {values} = parseArgs({options: {quick: {type: 'boolean'}, reps: {type: 'string'}, scales: {type: 'string'}, out: {type: 'string'}, dir: {type: 'string'}, sections: {type: 'string'}}})
+const strings = ['reps', 'scales', 'out', 'dir', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror']
+const {values} = parseArgs({options: {quick: {type: 'boolean'}, ...Object.fromEntries(strings.map((s) => [s, {type: 'string'}]))}})
 const quick = Boolean(values.quick)
 const reps = Number(values.reps ?? (quick ? 2 : 5))
 const scales = (values.scales ?? (quick ? '1,2' : '1,4,16')).split(',').map(Number)
 const outFile = values.out ?? join(TOP, 'bench', 'out', 'results.json')
-const sections = new Set((values.sections ?? 'publish,republish,startup,hook,scale').split(','))
+const sections = new Set((values.sections ?? 'publish,republish,startup,hook,scale,cvmfs,coldstart').split(','))
+const cvmfsImages = new Set((values['cvmfs-images'] ?? 'four-layers,scipy').split(','))
+for (const image of cvmfsImages) {
+  if (!['four-layers', 'scipy'].includes(image)) {
+    console.error(`bench: --cvmfs-images: unknown image ${image} (four-layers, scipy)`)
+    process.exit(2)
+  }
+}
+const cvmfsReps = Number(values['cvmfs-reps'] ?? (quick ? 1 : 3))
+const scipyReps = Number(values['scipy-reps'] ?? 1)
+const coldReps = Number(values['coldstart-reps'] ?? (quick ? 1 : 3))
 
 for (const tool of ['skopeo', 'umoci', 'docker-registry', 'podman', 'tar', '/usr/bin/time']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
@@ -134,12 +160,111 @@ async function scaling() {
   return rows
 }
 
+const MB = (bytes) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`
+const phaseLine = (phases, keys) => keys.filter((k) => phases[k]).map((k) => `${k} ${phases[k].median.toFixed(1)}`).join(', ')
+
+/** The images of the real-CVMFS sections, pushed to the registry: [{key, label, ref, info}]. */
+async function realImages() {
+  const images = []
+  if (cvmfsImages.has('four-layers') && sections.has('cvmfs')) {
+    const layout = join(work, 'layout-four')
+    const info = await writeBenchLayout(layout, {shape: 'four-layers'})
+    images.push({key: 'four-layers', label: 'four layers', layout, info, tag: 'v1', reps: cvmfsReps})
+  }
+  if (cvmfsImages.has('scipy')) {
+    const {layout, info} = await scipyImage({cacheDir: values['cache-dir'] ?? defaultCacheDir(), mirror: values['debian-mirror'], log})
+    images.push({key: 'scipy', label: 'python3 + numpy + scipy (Debian 12)', layout, info, tag: '1', reps: scipyReps})
+  }
+  for (const image of images) {
+    image.ref = `${registry.address}/bench/${image.key}:${image.tag}`
+    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${image.ref}`])
+    log(`  ${image.key}: ${image.info.layers} layer(s), ${image.info.files} files, ${MB(image.info.uncompressedBytes)} uncompressed, ${MB(image.info.compressedBytes)} gzip`)
+  }
+  return images
+}
+
+async function realCvmfs() {
+  log('\n== 6./7. real CernVM-FS (the kit\'s stratum-0 and client)')
+  let kit
+  let images
+  try {
+    kit = findKit(TOP)
+    // An interrupted run still removes its repositories (and the registry, and the work dir).
+    for (const signal of ['SIGINT', 'SIGTERM']) {
+      process.once(signal, () => {
+        log(`\n${signal}: removing the bench's repositories`)
+        kit.stopAll()
+        registry.stop()
+        rmSync(work, {recursive: true, force: true})
+        process.exit(130)
+      })
+    }
+    images = await realImages()
+  } catch (error) {
+    log(`  FAILED: ${error.message}`)
+    results.sections.cvmfs = {error: error.message}
+    process.exitCode = 1
+    return
+  }
+  const coldImage = images.find((i) => i.key === 'scipy')
+  let kept
+  try {
+    if (sections.has('cvmfs')) {
+      results.sections.cvmfs = {}
+      for (const image of images) {
+        const t0 = Date.now()
+        log(`\n== 6. publish into a real repository: cvmfs-oci --repo vs cvmfs_ducc convert-single-image, ${image.label} (median [min–max] of ${image.reps}, interleaved, a fresh repository each)`)
+        const keepLast = sections.has('coldstart') && image === coldImage
+        const r = (results.sections.cvmfs[image.key] = await publishVsDucc({kit, ref: image.ref, work, cli: CLI, reps: image.reps, keepLast}))
+        if (r.kept) kept = r.kept
+        for (const [label, v] of [['cvmfs-oci', r.ours], ['DUCC     ', r.ducc]]) {
+          log(`  ${label}   wall ${fmt(v.wall)}  cpu ${fmt(v.cpu)}  peak RSS ${v.ownRssMiB.median.toFixed(0)} MiB (largest process of its tree ${v.rssMiB.median.toFixed(0)} MiB)  revisions ${v.revisions.median} (${callLine(v.calls)})`)
+        }
+        log(`  ratio cvmfs-oci / DUCC: ${r.ratio.toFixed(2)} (target ≤ 0.3)`)
+        log(`  cvmfs-oci's time (s, medians): ${phaseLine(r.ours.phases, ['startup', 'checks', 'fetch', 'transaction', 'merge', 'publish', 'exit'])}; of the checks, cvmfs_server list ${r.ours.phases.list?.median.toFixed(1) ?? '?'}`)
+        log(`  DUCC's time (s, medians): inside cvmfs_server ${phaseLine(r.ducc.phases, ['transaction', 'transaction -T', 'publish', 'ingest', 'list'])}; its own work ${r.ducc.phases.own?.median.toFixed(1)}`)
+        log(`  (this part of the section took ${((Date.now() - t0) / 1000).toFixed(0)} s, repositories made and removed included)`)
+      }
+    }
+    if (sections.has('coldstart')) {
+      if (!coldImage) throw new Error('the cold start runs the python/scipy image: add scipy to --cvmfs-images')
+      const t0 = Date.now()
+      log(`\n== 7. cold start of ${coldImage.label}: \`${SCIPY_WORKLOAD.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}\` (median [min–max] of ${coldReps})`)
+      if (!kept) {
+        log('  publishing it with cvmfs-oci first (not timed here)')
+        kept = await publishKept({kit, ref: coldImage.ref, work, cli: CLI})
+      }
+      const c = (results.sections.coldstart = await coldStart({kit, name: kept, ref: coldImage.ref, work, cli: CLI, reps: coldReps, workload: SCIPY_WORKLOAD}))
+      const row = (label, v) => log(`  ${label} wall ${fmt(v.wall)}  fetched ${MB(v.fetched.median)}  written ${MB(v.written.median)}`)
+      row('client mount, podman run --rootfs $(cvmfs-oci resolve)  ', c.rootfs)
+      row('client mount, podman run through its podmanStore          ', c.store)
+      row('podman pull + podman run from the loopback registry       ', c.pull)
+      log(`  (client mount before each: ${fmt(c.rootfs.mount)}; fetched counts everything since the mount, ${MB(c.rootfs.fetchedDuringRun.median)} of it during the run; ${c.rootfs.requests.median} HTTP requests)`)
+      for (const [k, label] of [['rootfs', '--rootfs'], ['store', 'podmanStore']]) {
+        const r = c.ratios[k]
+        log(`  pull+run / ${label}: time ${r.time.toFixed(1)}×, fetched ${r.fetched.toFixed(1)}×, written ${r.written.toFixed(1)}× (target ≥ 10× on time and bytes)`)
+      }
+      log(`  (the section took ${((Date.now() - t0) / 1000).toFixed(0)} s)`)
+    }
+  } catch (error) {
+    log(`  FAILED: ${error.message}`)
+    results.sections.realCvmfsError = error.message
+    process.exitCode = 1
+  } finally {
+    if (kept) kit.stop(kept)
+  }
+}
+
+const callLine = (calls) => Object.entries(calls).map(([verb, s]) => `${s.median} ${verb}`).join(', ')
+
 let base
 try {
   log(`machine: ${JSON.stringify(results.machine)}`)
+  if (['publish', 'republish', 'startup', 'hook', 'scale'].some((s) => sections.has(s))) {
   log('\n== preparing the scale-1 image')
   base = await prepareImage(1, ['v1', 'v2', 'base'])
   log(`  ${base.info.layers} layers, ${(base.info.uncompressedBytes / 1e6).toFixed(0)} MB uncompressed`)
+  }
 
   if (sections.has('publish')) {
   log(`\n== 1. publish (median [min–max] of ${reps}, interleaved)`)
@@ -179,6 +304,8 @@ try {
   log('\n== 5. scale')
   results.sections.scale = await scaling()
   }
+
+  if (sections.has('cvmfs') || sections.has('coldstart')) await realCvmfs()
 } finally {
   registry.stop()
   rmSync(work, {recursive: true, force: true})

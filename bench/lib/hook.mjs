@@ -8,15 +8,7 @@ import {join} from 'node:path'
 import tar from 'tar-stream'
 
 import {pairedTimes, startupTimes} from './measure.mjs'
-
-const CONTAINERS_CONF = `[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-netns = "none"
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-`
+import {podmanArgv, podmanEnv} from './podman.mjs'
 
 async function busyboxLayout(dir) {
   const {createHash} = await import('node:crypto')
@@ -55,9 +47,8 @@ export async function benchHook({work, cli, reps}) {
   const without = join(dir, 'hooks-without')
   mkdirSync(without)
   execFileSync(process.execPath, [cli, 'hook', 'install', '--hooks-dir', withHook], {stdio: 'ignore'})
-  writeFileSync(join(dir, 'containers.conf'), CONTAINERS_CONF)
-  const env = {CONTAINERS_CONF: join(dir, 'containers.conf')}
-  const podman = (hooks) => ['podman', '--root', join(dir, 'storage'), '--runroot', join(dir, 'run'), '--hooks-dir', hooks, 'run', '--rm', '--rootfs', rootfs, '/bin/true']
+  const env = podmanEnv(dir)
+  const podman = (hooks) => podmanArgv(dir, '--hooks-dir', hooks, 'run', '--rm', '--rootfs', rootfs, '/bin/true')
   const paired = pairedTimes(podman(withHook), podman(without), {reps, env})
   // A runtime config as podman hands it to a precreate hook, for this root.
   const config = JSON.stringify({ociVersion: '1.0.2-dev', process: {user: {uid: 0, gid: 0, umask: 18}, args: ['/bin/true'], env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm', 'HOME=/root'], cwd: '/'}, root: {path: rootfs}})

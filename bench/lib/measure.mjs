@@ -18,21 +18,40 @@ export function summary(values) {
   return {median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length}
 }
 
-/** Run `argv` under GNU time once; returns {wall, cpu, rssMiB}. Throws on failure. */
-export async function timed(argv, {env, cwd} = {}) {
+/** Peak RSS (VmHWM, KiB) of the first child of process `pid`, 0 when there is none (yet). */
+function childPeakKiB(pid) {
+  try {
+    const child = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ')[0]
+    return child ? Number(/^VmHWM:\s+(\d+)/m.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1] ?? 0) : 0
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * Run `argv` under GNU time once; returns {wall, cpu, rssMiB, started, ended} (the
+ * last two: epoch ms around the run), with `stderr` too when `keepStderr` is set.
+ * GNU time's peak RSS is the largest of the whole process tree; `ownRss` also polls the
+ * command's own process (VmHWM, every 100 ms) into `ownRssMiB`. Throws on failure.
+ */
+export async function timed(argv, {env, cwd, keepStderr, ownRss} = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-time-'))
   const out = join(dir, 'time')
+  let ownKiB = 0
   try {
-    const code = await new Promise((resolve, reject) => {
+    const started = Date.now()
+    const stderr = await new Promise((resolve, reject) => {
       const child = spawn(TIME, ['-o', out, '-f', '%e %U %S %M', ...argv], {env: {...process.env, ...env}, cwd, stdio: ['ignore', 'ignore', 'pipe']})
-      let stderr = ''
-      child.stderr.on('data', (d) => (stderr += d))
+      const poll = ownRss ? setInterval(() => (ownKiB = Math.max(ownKiB, childPeakKiB(child.pid))), 100) : undefined
+      child.on('close', () => clearInterval(poll))
+      let text = ''
+      child.stderr.on('data', (d) => (text = keepStderr ? text + d : (text + d).slice(-4000)))
       child.on('error', reject)
-      child.on('close', (c) => (c === 0 ? resolve(c) : reject(new Error(`${argv.join(' ')} exited ${c}: ${stderr.slice(-2000)}`))))
+      child.on('close', (c) => (c === 0 ? resolve(text) : reject(new Error(`${argv.join(' ')} exited ${c}: ${text.slice(-2000)}`))))
     })
-    void code
+    const ended = Date.now()
     const [wall, user, sys, rssKiB] = readFileSync(out, 'utf8').trim().split('\n').pop().split(' ').map(Number)
-    return {wall, cpu: user + sys, rssMiB: rssKiB / 1024}
+    return {wall, cpu: user + sys, rssMiB: rssKiB / 1024, started, ended, ...(keepStderr ? {stderr} : {}), ...(ownRss ? {ownRssMiB: ownKiB / 1024} : {})}
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
