@@ -92,13 +92,13 @@ describe('the RPM', () => {
     await rm(work, {recursive: true, force: true})
   })
 
-  it('is noarch, needs nodejs >= 1:20, recommends podman, skopeo and attr, and keeps a changed config.json', async () => {
+  it('is noarch, needs nodejs >= 1:20, recommends podman, skopeo, attr and util-linux (flock), and keeps a changed config.json', async () => {
     expect((await exec('rpm', ['-qp', '--qf', '%{ARCH}', rpm])).stdout).toBe('noarch')
     const requires = (await exec('rpm', ['-qpR', rpm])).stdout.trim().split('\n')
     expect(requires).toContain('nodejs >= 1:20')
     // Only node itself, named by the shebangs of our own entries: nothing from node_modules.
     expect(requires.filter((r) => !r.startsWith('rpmlib(') && !r.startsWith('config('))).toEqual(['/usr/bin/node', 'nodejs >= 1:20'])
-    expect((await exec('rpm', ['-qp', '--recommends', rpm])).stdout.trim().split('\n').sort()).toEqual(['attr', 'podman', 'skopeo'])
+    expect((await exec('rpm', ['-qp', '--recommends', rpm])).stdout.trim().split('\n').sort()).toEqual(['attr', 'podman', 'skopeo', 'util-linux'])
     const flags = (await exec('rpm', ['-qp', '--qf', '[%{FILEFLAGS:fflags} %{FILENAMES}\n]', rpm])).stdout
     expect(flags).toContain('cn /etc/cvmfs-oci/config.json\n')
     const provides = (await exec('rpm', ['-qp', '--provides', rpm])).stdout
