@@ -17,7 +17,7 @@ import {inspectConfigRaw, type RegistryOptions} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
 import {addMountPoints} from '../layout/mount-points.js'
 import {removeOtherForms} from '../layout/multiarch.js'
-import {flatRootRel, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
+import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
 import {readImageRecord} from '../layout/list.js'
 import {readFlatRecord, writeImageMetadata} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
@@ -162,7 +162,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     else checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
 
     // The name may have been published for several platforms: its .multiarch entries go too.
-    const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join('.metadata', MULTIARCH_DIR)]
+    const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
     // A root unpacked before (under another name) has its size on record.
     let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? (record.size ?? 0) : 0)
     let added: string[] = []
