@@ -6,7 +6,8 @@
  *  1. one call deleting every whiteout and opaque directory (`-d PATH`, repeated);
  *  2. one call per new flat root, `--catalog -b .flat/<hh>/<hex>` (its nested catalog);
  *  3. one call per top-level directory with anything else in it, in the order readers
- *     need: `.flat`, `.metadata`, the registry directories (public links), `podmanStore`.
+ *     need: `.flat`, `.metadata`, `.multiarch` (the platforms of multi-platform names),
+ *     the registry directories (public links), `podmanStore`.
  *
  * Each call is its own publish, so a reader sees a flat root before any link to it.
  */
@@ -14,7 +15,7 @@ import {lstat, readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {CATALOG_MARKER, FLAT_DIR, METADATA_DIR} from '../layout/paths.js'
+import {CATALOG_MARKER, FLAT_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
 import type {Logger} from '../log.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {readXattrTree} from '../unpack/xattrs.js'
@@ -103,6 +104,8 @@ export async function planIngest(upper: string, lower: string, logger: Logger): 
 function rank(top: string): number {
   if (top === FLAT_DIR) return 0
   if (top === METADATA_DIR) return 1
-  if (top === PODMAN_STORE_DIR) return 3
-  return 2
+  // Before the variant links of the registry directories that lead into it.
+  if (top === MULTIARCH_DIR) return 2
+  if (top === PODMAN_STORE_DIR) return 4
+  return 3
 }

@@ -15,7 +15,7 @@ export default class Sync extends BaseCommand {
     - https://registry.hub.docker.com/library/ubuntu:22.04
     - https://gitlab-registry.example.org/sci/app:2.*
 
-A * or ? in a tag matches the registry's tags (skopeo list-tags); http:// means a registry without TLS; user and output_format are accepted and ignored. Images go to cvmfs_repo (or --repo, or --root). Each new or changed image is one cvmfs_server transaction, an unchanged one none; one failing does not stop the others, and the exit code is that of the first failure. One line per image; --timestamps for logs of unattended runs; --dry-run prints the plan and changes nothing.`
+A * or ? in a tag matches the registry's tags (skopeo list-tags); http:// means a registry without TLS; user and output_format are accepted and ignored. platform: all (cvmfs-oci's key; DUCC ignores it) publishes every platform of multi-platform images, as --platform all does; --platform overrides it. Images go to cvmfs_repo (or --repo, or --root). Each new or changed image is one cvmfs_server transaction, an unchanged one none; one failing does not stop the others, and the exit code is that of the first failure. One line per image; --timestamps for logs of unattended runs; --dry-run prints the plan and changes nothing.`
   static examples = [
     '<%= config.bin %> sync --timestamps /etc/cvmfs-oci/wishlist.yaml',
     '<%= config.bin %> sync --dry-run /etc/cvmfs-oci/wishlist.yaml',
@@ -26,7 +26,9 @@ A * or ? in a tag matches the registry's tags (skopeo list-tags); http:// means 
   static flags = {
     ...repositoryFlags,
     'dry-run': Flags.boolean({description: 'Print what would be published, linked or left unchanged; fetch no layer, change nothing.'}),
-    platform: Flags.string({description: 'Platform to take from multi-platform images, OS/ARCH[/VARIANT] (default: this host).'}),
+    platform: Flags.string({
+      description: "Platform to take from multi-platform images, OS/ARCH[/VARIANT] (default: the wish list's platform:, else this host); all, or several separated by commas, publishes each (see publish --help).",
+    }),
     ...registryFlags,
     tmpdir: Flags.string({description: 'Directory for downloads (default: $TMPDIR or /tmp).'}),
   }

@@ -30,13 +30,15 @@ export function formatListing(listing: Listing): string {
   const lines: string[] = []
   for (const {root, images} of listing.roots) {
     lines.push(`${root}: ${images.length} image(s)`)
-    const rows = images.map((image) => [
+    // A name published for several platforms: one row per platform.
+    const rows = images.flatMap((image) => (image.platforms ?? [image]).map((entry) => [
       image.reference,
-      image.configDigest ? image.configDigest.slice(7, 19) : '-',
-      image.size === undefined ? '-' : `${formatBytes(image.size)}${image.sizeKind === 'compressed' ? ' (compressed)' : ''}`,
-      image.date ? image.date.slice(0, 19).replace('T', ' ') : '-',
-    ])
-    const header = ['REFERENCE', 'IMAGE ID', 'SIZE', 'DATE']
+      entry.configDigest ? entry.configDigest.slice(7, 19) : '-',
+      entry.size === undefined ? '-' : `${formatBytes(entry.size)}${entry.sizeKind === 'compressed' ? ' (compressed)' : ''}`,
+      entry.date ? entry.date.slice(0, 19).replace('T', ' ') : '-',
+      entry.platform ?? '-',
+    ]))
+    const header = ['REFERENCE', 'IMAGE ID', 'SIZE', 'DATE', 'PLATFORM']
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
     for (const row of [header, ...rows]) lines.push(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd())
   }

@@ -9,7 +9,9 @@ import {lstat, readdir, readFile, realpath} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'
-import {CHAINS_DIR, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR} from './paths.js'
+import {CHAINS_DIR, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from './paths.js'
+import {hostArch} from './arch-names.js'
+import {realArchDirs} from './exists.js'
 import type {ImageRecord as StoredRecord} from './write.js'
 import {formatReference, parseLayoutName} from '../reference/reference.js'
 import {isMissing, resolvePublicLink} from './link.js'
@@ -29,11 +31,29 @@ export interface ListedImage {
   platform?: string
   /** Real path of the flat root, if the link resolves. */
   path?: string
+  /**
+   * A name published for several platforms (DUCC's `.metadata/.multiarch/<arch>/<name>`):
+   * each of them. The fields above then describe the one the public link leads this node to.
+   */
+  platforms?: ListedPlatform[]
+}
+
+/** One platform of a multi-platform name. */
+export interface ListedPlatform {
+  /** Its `.multiarch` directory, e.g. `arm64:v8`. */
+  arch: string
+  platform?: string
+  configDigest?: string
+  manifestDigest?: string
+  size?: number
+  sizeKind?: 'unpacked' | 'compressed'
+  date?: string
+  path?: string
 }
 
 /** Our per-image record, `.metadata/<name>/cvmfs-oci.json` (fields we read; all optional). */
 /** Our record of a published name, as read back: every field may be missing in an old or foreign file. */
-export type ImageRecord = Partial<Pick<StoredRecord, 'reference' | 'name' | 'manifestDigest' | 'configDigest' | 'platform' | 'size' | 'created' | 'published' | 'source'>>
+export type ImageRecord = Partial<Pick<StoredRecord, 'reference' | 'name' | 'manifestDigest' | 'configDigest' | 'platform' | 'size' | 'created' | 'published' | 'source' | 'indexDigest' | 'arch'>>
 
 /** DUCC's manifest.json, whichever key spelling it was written with. */
 export interface DuccManifest {
@@ -63,8 +83,18 @@ export async function listImages(root: string, options: {env?: NodeJS.ProcessEnv
   }
   const names: string[] = []
   await collectNames(join(realRoot, METADATA_DIR), '', names)
-  names.sort()
-  return mapLimit(names, CONCURRENCY, (name) => describe(realRoot, name, options.env ?? process.env))
+  // Names published for several platforms have their metadata per platform only.
+  const arches = new Map<string, string[]>()
+  for (const arch of await realArchDirs(join(realRoot, METADATA_DIR, MULTIARCH_DIR))) {
+    const found: string[] = []
+    await collectNames(join(realRoot, METADATA_DIR, MULTIARCH_DIR, arch), '', found)
+    for (const name of found) arches.set(name, [...(arches.get(name) ?? []), arch])
+  }
+  const all = [...new Set([...names, ...arches.keys()])].sort()
+  // As resolve reads a variant link: CVMFS_ARCH, else this node's architecture.
+  const env = options.env ?? process.env
+  const expand = {...env, CVMFS_ARCH: env.CVMFS_ARCH ?? hostArch()}
+  return mapLimit(all, CONCURRENCY, (name) => describe(realRoot, name, expand, arches.get(name) ?? []))
 }
 
 /** Read our record in an image's metadata directory; `undefined` if absent or unreadable as JSON. */
@@ -72,7 +102,7 @@ export async function readImageRecord(metadataDir: string): Promise<ImageRecord 
   const json = await readJson(join(metadataDir, IMAGE_RECORD))
   if (!isObject(json)) return undefined
   const record: ImageRecord = {}
-  for (const key of ['reference', 'name', 'manifestDigest', 'configDigest', 'platform', 'created', 'published', 'source'] as const) {
+  for (const key of ['reference', 'name', 'manifestDigest', 'configDigest', 'platform', 'created', 'published', 'source', 'indexDigest', 'arch'] as const) {
     if (typeof json[key] === 'string') record[key] = json[key]
   }
   if (typeof json.size === 'number' && Number.isFinite(json.size)) record.size = json.size
@@ -133,30 +163,50 @@ export async function collectNames(dir: string, rel: string, out: string[]): Pro
   await Promise.all(subdirs.map((e) => collectNames(join(dir, e.name), rel === '' ? e.name : `${rel}/${e.name}`, out)))
 }
 
-async function describe(root: string, name: string, env: NodeJS.ProcessEnv): Promise<ListedImage> {
-  const metadataDir = join(root, METADATA_DIR, name)
-  const [record, manifest, path, linkInfo] = await Promise.all([
-    readImageRecord(metadataDir),
-    readDuccManifest(metadataDir),
+async function describe(root: string, name: string, env: NodeJS.ProcessEnv, arches: string[]): Promise<ListedImage> {
+  const [entry, path, linkInfo] = await Promise.all([
+    describeEntry(join(root, METADATA_DIR, name), root, name, env),
     resolvePublicLink(root, name, {env}).catch(() => undefined),
     lstat(join(root, name)).catch(() => undefined),
   ])
-  const image: ListedImage = {name, reference: referenceOf(name, record)}
-  const configDigest = record?.configDigest ?? manifest?.configDigest
-  if (configDigest) image.configDigest = configDigest
-  if (record?.manifestDigest) image.manifestDigest = record.manifestDigest
-  if (record?.size !== undefined) {
-    image.size = record.size
-    image.sizeKind = 'unpacked'
-  } else if (manifest && manifest.layers.length > 0 && manifest.layers.every((l) => l.size !== undefined)) {
-    image.size = manifest.layers.reduce((sum, l) => sum + l.size!, 0)
-    image.sizeKind = 'compressed'
-  }
-  const date = record?.published ?? linkInfo?.mtime.toISOString()
-  if (date) image.date = date
-  if (record?.platform) image.platform = record.platform
+  const platforms = await Promise.all(arches.map(async (arch) => ({arch, ...(await describeEntry(join(root, multiarchMetadataDirRel(arch, name)), root, multiarchLinkRel(arch, name), env))})))
+  // The platform this node's public link leads to describes the name; else its own metadata; else the first.
+  const main: Entry = platforms.find((p) => p.path !== undefined && p.path === path) ?? (entry.configDigest !== undefined ? entry : (platforms[0] ?? entry))
+  const {arch: _arch, record: _record, path: _path, ...fields} = main as Entry & {arch?: string}
+  const image: ListedImage = {name, reference: referenceOf(name, entry.record ?? platforms[0]?.record), ...fields}
   if (path) image.path = path
+  const date = image.date ?? linkInfo?.mtime.toISOString()
+  if (date) image.date = date
+  if (platforms.length > 0) image.platforms = platforms.map(({record: _r, ...p}) => p)
   return image
+}
+
+/** What one metadata directory says, and where its link leads. */
+type Entry = Omit<ListedPlatform, 'arch'> & {record?: ImageRecord}
+
+/** What one metadata directory (and the link it describes) says about an image. */
+async function describeEntry(metadataDir: string, root: string, link: string, env: NodeJS.ProcessEnv): Promise<Entry> {
+  const [record, manifest, path] = await Promise.all([
+    readImageRecord(metadataDir),
+    readDuccManifest(metadataDir),
+    resolvePublicLink(root, link, {env}).catch(() => undefined),
+  ])
+  const out: Entry = {}
+  if (record) out.record = record
+  const configDigest = record?.configDigest ?? manifest?.configDigest
+  if (configDigest) out.configDigest = configDigest
+  if (record?.manifestDigest) out.manifestDigest = record.manifestDigest
+  if (record?.size !== undefined) {
+    out.size = record.size
+    out.sizeKind = 'unpacked'
+  } else if (manifest && manifest.layers.length > 0 && manifest.layers.every((l) => l.size !== undefined)) {
+    out.size = manifest.layers.reduce((sum, l) => sum + l.size!, 0)
+    out.sizeKind = 'compressed'
+  }
+  if (record?.published) out.date = record.published
+  if (record?.platform) out.platform = record.platform
+  if (path) out.path = path
+  return out
 }
 
 /** podman form of a link name; names DUCC accepted but we cannot parse are shown as they are. */

@@ -73,6 +73,24 @@ export function relativeLinkTarget(name: string, configDigest: string): string {
   return '../'.repeat(depth) + flatRootRel(configDigest)
 }
 
+/** The variable CVMFS clients expand in DUCC's multi-arch public links. */
+export const ARCH_VARIABLE = 'CVMFS_ARCH'
+
+/**
+ * The public link of a multi-platform name, as DUCC writes it: a CVMFS variant link,
+ * `../../.multiarch/$(CVMFS_ARCH:-<default>)/<name>` (one `../` per directory of the
+ * name), which the client expands to the node's `.multiarch/<arch>/<name>`.
+ */
+export function variantLinkTarget(name: string, defaultArch: string): string {
+  const depth = name.split('/').length - 1
+  return `${'../'.repeat(depth)}${MULTIARCH_DIR}/$(${ARCH_VARIABLE}:-${defaultArch})/${name}`
+}
+
+/** The relative target of `.multiarch/<arch>/<name>` → the flat root (DUCC: relative to the link's directory). */
+export function multiarchLinkTarget(arch: string, name: string, configDigest: string): string {
+  return '../'.repeat(multiarchLinkRel(arch, name).split('/').length - 1) + flatRootRel(configDigest)
+}
+
 /** Directories whose `.cvmfscatalog` makes them nested catalogs. */
 export function catalogDirsRel(configDigest: string): string[] {
   return [FLAT_DIR, flatRootRel(configDigest)]

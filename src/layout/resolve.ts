@@ -8,8 +8,10 @@ import {readdir, realpath, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'
-import {FLAT_DIR, flatRootRel, METADATA_DIR, multiarchLinkRel} from './paths.js'
+import {realArchDirs} from './exists.js'
+import {FLAT_DIR, flatRootRel, METADATA_DIR, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from './paths.js'
 import {formatReference, fullImageId, type ImageReference, isImageIdPrefix, layoutName, layoutRegistries, MIN_ID_PREFIX, parseReference} from '../reference/reference.js'
+import {archDirCandidates, archDirSpelling, hostArch} from './arch-names.js'
 import {isMissing, resolvePublicLink} from './link.js'
 import {readDuccManifest, readImageRecord} from './list.js'
 
@@ -37,13 +39,7 @@ export interface Resolved {
 /** How many existing tags a not-found message shows per root. */
 const MAX_TAGS_SHOWN = 30
 
-/** Node's process.arch to the OCI architecture name. */
-const HOST_ARCH: Record<string, string> = {x64: 'amd64', arm64: 'arm64', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', arm: 'arm', riscv64: 'riscv64', loong64: 'loong64', mips: 'mips', mipsel: 'mipsle'}
-
-/** OCI architecture of this host. */
-export function hostArch(): string {
-  return HOST_ARCH[process.arch] ?? process.arch
-}
+export {hostArch}
 
 /**
  * Resolve a reference, or an image ID, to the real path of its flat root, searching
@@ -68,8 +64,9 @@ export async function resolveImage(reference: string | ImageReference, options: 
   if (id !== undefined) return resolveFullId(id, options.roots)
   const ref = input === undefined ? (reference as ImageReference) : parseReference(input)
   const env = options.env ?? process.env
-  const arch = normaliseArch(options.arch ?? env.CVMFS_ARCH ?? hostArch())
-  const search = new Search(ref, options.arch === undefined ? env : {...env, CVMFS_ARCH: arch}, archDirs(arch))
+  // Like a CVMFS client, which sets CVMFS_ARCH to the node's (uname -m) when nothing else does.
+  const arch = options.arch ?? env.CVMFS_ARCH ?? hostArch()
+  const search = new Search(ref, {...env, CVMFS_ARCH: options.arch === undefined ? arch : archDirSpelling(arch)}, archDirCandidates(arch))
 
   for (const root of options.roots) {
     const realRoot = await search.realRoot(root)
@@ -130,6 +127,7 @@ class Search {
   readonly broken: Error[] = []
   /** One readdir per root and registry directory, shared by digest matching and messages. */
   private readonly listings = new Map<string, string[]>()
+  private readonly metadataArches = new Map<string, string[]>()
 
   constructor(
     private readonly ref: ImageReference,
@@ -198,7 +196,11 @@ class Search {
     return undefined
   }
 
-  /** `<repo>:sha256:<hex>`, else the tag whose record (or manifest) carries that digest. */
+  /**
+   * `<repo>:sha256:<hex>`, else the tag whose record (or manifest) carries that digest. For
+   * a multi-platform tag (records per platform only): its index digest means the tag as
+   * this node reads it, a platform's manifest or config digest that platform's link.
+   */
   async byDigest(realRoot: string, registry: string, digest: string): Promise<{path: string; name: string} | undefined> {
     const {repository} = this.ref
     const direct = await this.tryName(realRoot, `${registry}/${repository}:${digest}`)
@@ -206,21 +208,38 @@ class Search {
 
     const prefix = repository.includes('/') ? repository.slice(0, repository.lastIndexOf('/') + 1) : ''
     const entries = await this.tags(realRoot, registry)
-    const matches = await Promise.all(entries.map(async (entry) => {
-      if (entry.includes(':sha256:')) return false
-      const metadataDir = join(realRoot, METADATA_DIR, registry, prefix + entry)
+    const matches = await Promise.all(entries.map(async (entry): Promise<string | undefined> => {
+      if (entry.includes(':sha256:')) return undefined
+      const name = `${registry}/${prefix}${entry}`
+      const metadataDir = join(realRoot, METADATA_DIR, name)
       const record = await readImageRecord(metadataDir).catch(() => undefined)
-      if (record) return record.manifestDigest === digest || record.configDigest === digest
+      if (record) return record.manifestDigest === digest || record.configDigest === digest ? name : undefined
       // Images DUCC published have no record; their config digest is still comparable.
       const manifest = await readDuccManifest(metadataDir).catch(() => undefined)
-      return manifest?.configDigest === digest
+      if (manifest) return manifest.configDigest === digest ? name : undefined
+      for (const arch of await this.platformDirs(realRoot)) {
+        const platform = await readImageRecord(join(realRoot, multiarchMetadataDirRel(arch, name))).catch(() => undefined)
+        if (platform?.indexDigest === digest) return name
+        if (platform?.manifestDigest === digest || platform?.configDigest === digest) return multiarchLinkRel(arch, name)
+      }
+      return undefined
     }))
-    for (const [i, entry] of entries.entries()) {
-      if (!matches[i]) continue
-      const found = await this.tryName(realRoot, `${registry}/${prefix}${entry}`)
+    for (const match of matches) {
+      if (match === undefined) continue
+      const found = await this.tryName(realRoot, match)
       if (found) return found
     }
     return undefined
+  }
+
+  /** The platform directories of `.metadata/.multiarch/` (one readdir per root). */
+  async platformDirs(realRoot: string): Promise<string[]> {
+    let dirs = this.metadataArches.get(realRoot)
+    if (dirs === undefined) {
+      dirs = await realArchDirs(join(realRoot, METADATA_DIR, MULTIARCH_DIR))
+      this.metadataArches.set(realRoot, dirs)
+    }
+    return dirs
   }
 
   /** Entries `<basename>:<tag>` of the directory holding this repository's links, sorted. */
@@ -277,21 +296,4 @@ class Search {
         : 'Publish the image first, or search the repository that holds it with --root or CVMFS_OCI_ROOTS.',
     })
   }
-}
-
-/** `linux/arm64/v8` or `arm64/v8` to the directory form `arm64:v8`. */
-function normaliseArch(arch: string): string {
-  return arch.replace(/^linux\//, '').replace('/', ':')
-}
-
-/**
- * `.multiarch` directory names to try for an architecture: as given, then without its
- * variant; a bare name also tries OCI's default variant (arm64 is v8, arm is v7).
- */
-function archDirs(arch: string): string[] {
-  const bare = arch.split(':')[0]!
-  const implied: Record<string, string> = {arm64: 'arm64:v8', arm: 'arm:v7'}
-  const dirs = [arch, bare]
-  if (arch === bare && implied[bare]) dirs.push(implied[bare])
-  return [...new Set(dirs.filter((d) => d !== ''))]
 }

@@ -9,7 +9,20 @@ import {lstat, mkdir, readFile, rename, rm, symlink, writeFile} from 'node:fs/pr
 import {dirname, join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import {blobRel, CATALOG_MARKER, chainIndexRel, DUCC_MANIFEST, FLAT_DIR, flatRecordRel, IMAGE_RECORD, metadataDirRel, relativeLinkTarget} from './paths.js'
+import {
+  blobRel,
+  CATALOG_MARKER,
+  chainIndexRel,
+  DUCC_MANIFEST,
+  FLAT_DIR,
+  flatRecordRel,
+  IMAGE_RECORD,
+  metadataDirRel,
+  multiarchLinkRel,
+  multiarchLinkTarget,
+  multiarchMetadataDirRel,
+  relativeLinkTarget,
+} from './paths.js'
 
 /** Temporary names start with this, so a reader or a clean-up can tell them apart. */
 export const TEMP_PREFIX = '.cvmfs-oci-tmp.'
@@ -79,6 +92,11 @@ export interface ImageRecord {
   source: string
   /** the index the manifest was chosen from, for multi-platform images */
   indexDigest?: string
+  /**
+   * For one platform of a multi-platform name: its `.multiarch` directory (`amd64`,
+   * `arm64:v8`); the record then sits in `.metadata/.multiarch/<arch>/<name>/`.
+   */
+  arch?: string
 }
 
 export interface ImageMetadata {
@@ -91,18 +109,22 @@ export interface ImageMetadata {
 }
 
 /**
- * Write everything but the flat root for one image, the public link last: a
- * reader that finds the link finds the metadata too.
+ * Write everything but the flat root for one image, the link last: a reader that finds
+ * the link finds the metadata too. The link is the public one, `<name>`, or for one
+ * platform of a multi-platform name (`record.arch`) `.multiarch/<arch>/<name>`, with its
+ * metadata in `.metadata/.multiarch/<arch>/<name>/` (DUCC's places).
  */
 export async function writeImageMetadata(root: string, meta: ImageMetadata): Promise<void> {
   const {record} = meta
   await writeOnce(root, blobRel(record.configDigest), meta.configBytes)
   await writeOnce(root, blobRel(record.manifestDigest), meta.manifestBytes)
   if (meta.indexBytes && record.indexDigest) await writeOnce(root, blobRel(record.indexDigest), meta.indexBytes)
-  const dir = join(root, metadataDirRel(record.name))
+  const {arch, name, configDigest} = record
+  const dir = join(root, arch === undefined ? metadataDirRel(name) : multiarchMetadataDirRel(arch, name))
   await writeFileAtomic(join(dir, DUCC_MANIFEST), meta.duccManifest)
   await writeFileAtomic(join(dir, IMAGE_RECORD), `${JSON.stringify(record, null, 2)}\n`)
-  await replaceSymlink(join(root, record.name), relativeLinkTarget(record.name, record.configDigest))
+  if (arch === undefined) await replaceSymlink(join(root, name), relativeLinkTarget(name, configDigest))
+  else await replaceSymlink(join(root, multiarchLinkRel(arch, name)), multiarchLinkTarget(arch, name, configDigest))
 }
 
 /** What we know of a flat root, kept at `.metadata/.flat/<hh>/<hex>.json`. */

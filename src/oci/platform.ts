@@ -108,6 +108,68 @@ export function archDirName(p: PlatformSpec): string {
 }
 
 /**
+ * DUCC's `.multiarch` directory for an index entry: its architecture, plus `:variant`
+ * when the entry states one, as written (`amd64`, `arm64:v8`, an entry saying only
+ * `arm64` is `arm64`). Alias links (layout/arch-names.ts) bridge the other spellings.
+ */
+export function multiarchDir(p: {architecture: string; variant?: string}): string {
+  return p.variant ? `${p.architecture}:${p.variant}` : p.architecture
+}
+
+/** What `--platform` asks for: every platform of an index, or a list (often one). */
+export type PlatformRequest = {all: true} | {all: false; platforms: PlatformSpec[]}
+
+/**
+ * `--platform all`, or OS/ARCH[/VARIANT] platforms separated by commas.
+ *
+ * @throws UsageError `E_BAD_PLATFORM`
+ */
+export function parsePlatformRequest(s: string): PlatformRequest {
+  if (s.trim().toLowerCase() === 'all') return {all: true}
+  const parts = s.split(',')
+  if (parts.length > 1 && parts.some((p) => p.trim() === '' || p.trim().toLowerCase() === 'all')) {
+    throw new UsageError(`invalid platform list "${s}": expected all, or os/arch[/variant] separated by commas`, {
+      code: 'E_BAD_PLATFORM',
+      hint: 'E.g. --platform all, or --platform linux/amd64,linux/arm64.',
+    })
+  }
+  return {all: false, platforms: parts.map(parsePlatform)}
+}
+
+/**
+ * The entries of an index a request publishes, in order: for `all` every platform image
+ * (as {@link choosePlatform} sees them, the first of entries sharing a `.multiarch`
+ * directory), for a list each platform's pick.
+ *
+ * @throws NotFoundError `E_NO_PLATFORM` for a listed platform the index lacks;
+ *   UsageError `E_BAD_PLATFORM` when two listed platforms pick the same entry.
+ */
+export function choosePlatforms(index: ImageIndex, request: PlatformRequest, what: string): Descriptor[] {
+  const chosen: Descriptor[] = []
+  const dirs = new Set<string>()
+  if (request.all) {
+    for (const d of index.manifests.filter(isPlatformImage)) {
+      const dir = multiarchDir(d.platform!)
+      if (!dirs.has(dir)) chosen.push(d)
+      dirs.add(dir)
+    }
+    return chosen
+  }
+  for (const wanted of request.platforms) {
+    const d = choosePlatform(index, wanted, what)
+    if (dirs.has(multiarchDir(d.platform!))) {
+      throw new UsageError(`${what}: --platform ${formatPlatform(wanted)} picks ${formatPlatform(d.platform!)}, which another listed platform picked already`, {
+        code: 'E_BAD_PLATFORM',
+        hint: 'List each platform once.',
+      })
+    }
+    dirs.add(multiarchDir(d.platform!))
+    chosen.push(d)
+  }
+  return chosen
+}
+
+/**
  * Pick the image for `wanted` from an index.
  *
  * Like containers/image: os and architecture must match; the variant must match

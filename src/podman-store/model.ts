@@ -19,6 +19,7 @@
  * Fields we do not write are kept as they are, so entries written by DUCC or by a newer
  * cvmfs-oci survive an update.
  */
+import {archDirCandidates} from '../layout/arch-names.js'
 import {digestHex} from '../layout/paths.js'
 import {flatLayerDiffDigest, flatLayerId, MANIFEST_KEY, manifestKey} from './paths.js'
 
@@ -57,6 +58,12 @@ export interface ImageAddition {
   created: string
   /** RFC 3339: now, for a layer written the first time. */
   now: string
+  /**
+   * One platform of a multi-platform name: its `.multiarch` directory. The name then goes
+   * into that platform's list only (and the change's other additions of the name decide
+   * the other lists); without it, into every list.
+   */
+  arch?: string
 }
 
 export interface StoreChange {
@@ -65,11 +72,21 @@ export interface StoreChange {
   removeNames: string[]
   /** Layers whose `diff` no longer leads anywhere (their flat root was collected). */
   deadLayers: Set<string>
+  /** The architecture of the list readers get where CVMFS_ARCH is unset (default: the state's, else amd64). */
+  defaultArch?: string
 }
 
 export interface StoreState {
+  /** The one list, or (with `lists`) the default architecture's. */
   images: StoreImage[]
   layers: StoreLayer[]
+  /**
+   * Once some name has several platforms: one list per `.multiarch` directory, each with
+   * every single-platform name and that platform's image of each multi-platform one.
+   */
+  lists?: Map<string, StoreImage[]>
+  /** With `lists`: the architecture readers get where CVMFS_ARCH is unset. */
+  defaultArch?: string
 }
 
 export interface StoreUpdate extends StoreState {
@@ -77,7 +94,7 @@ export interface StoreUpdate extends StoreState {
   writeImages: string[]
   /** Layer ids whose files must be written before layers.json names them. */
   writeLayers: string[]
-  /** Image ids gone from images.json: their directories go after it is written. */
+  /** Image ids gone from every list: their directories go after the lists are written. */
   droppedImages: string[]
   /** Layer ids gone from layers.json: their directories and short links go after it is written. */
   droppedLayers: string[]
@@ -89,33 +106,118 @@ export interface StoreUpdate extends StoreState {
  * stays until its flat root is gone (`deadLayers`) — a reader that loaded images.json
  * just before the drop, or a stopped container on a node, still finds it — and goes only
  * if no image still uses it.
+ *
+ * Names are unique within a list (containers/storage refuses a read-only store naming one
+ * name twice), so the platforms of a multi-platform name go into one list each: a list per
+ * platform directory, plus the default architecture's. A list made later starts with the
+ * single-platform names (those naming one image in every list); when no name has several
+ * platforms any more, the lists collapse into one.
  */
 export function applyChange(state: StoreState, change: StoreChange): StoreUpdate {
-  const images = state.images.map((image) => ({...image, names: image.names ? [...image.names] : undefined}))
   const layers = state.layers.map((layer) => ({...layer}))
-  const writeImages = new Set<string>()
   const writeLayers = new Set<string>()
+  for (const addition of change.add) addLayer(layers, writeLayers, addition)
 
+  const old = state.lists ?? new Map([['', state.images]])
+  const single = sameEverywhere(old)
+  const multiNames = new Set(change.add.filter((a) => a.arch !== undefined).map((a) => a.name))
+  const keys = new Set(state.lists?.keys() ?? [])
+  for (const addition of change.add) if (addition.arch !== undefined) keys.add(addition.arch)
+  const defaultArch = change.defaultArch ?? state.defaultArch ?? 'amd64'
+  if (keys.size > 0) keys.add(defaultKey(keys, defaultArch))
+
+  const lists = new Map<string, StoreImage[]>()
+  const writeImages = new Set<string>()
+  for (const key of keys.size > 0 ? [...keys].sort() : ['']) {
+    const base = old.get(key) ?? seed(old, single)
+    const add = change.add.filter((a) => a.arch === undefined || a.arch === key)
+    const remove = [...change.removeNames, ...[...multiNames].filter((name) => !add.some((a) => a.name === name))]
+    const applied = applyImages(base, add, remove)
+    lists.set(key, applied.images)
+    for (const id of applied.written) writeImages.add(id)
+  }
+
+  // Lists holding only single-platform names are the default's twins: they go (all of them, once none is left).
+  const nowSingle = sameEverywhere(lists)
+  const main = keys.size > 0 ? defaultKey(keys, defaultArch) : ''
+  for (const [key, images] of lists) {
+    const ownNames = images.some((image) => image.names!.some((name) => nowSingle.get(name) !== image.id))
+    if (key !== main && !ownNames) lists.delete(key)
+  }
+  const multi = lists.size > 1
+
+  const kept = [...lists.values()].flat()
+  const keptIds = new Set(kept.map((image) => image.id))
+  const droppedImages = [...new Set([...old.values()].flat().map((image) => image.id))].filter((id) => !keptIds.has(id))
+  const used = usedLayers(kept, layers)
+  const keptLayers = layers.filter((layer) => used.has(layer.id) || !change.deadLayers.has(layer.id))
+  const droppedLayers = layers.filter((layer) => !keptLayers.includes(layer)).map((layer) => layer.id)
+  return {
+    images: lists.get(main)!,
+    layers: keptLayers,
+    ...(multi ? {lists, defaultArch} : {}),
+    writeImages: [...writeImages].filter((id) => keptIds.has(id)),
+    writeLayers: [...writeLayers],
+    droppedImages,
+    droppedLayers,
+  }
+}
+
+/** The list key the default architecture reads: its own directory, or the one its alias leads to. */
+export function defaultKey(keys: Iterable<string>, defaultArch: string): string {
+  const present = new Set(keys)
+  return archDirCandidates(defaultArch).find((dir) => present.has(dir)) ?? defaultArch
+}
+
+/** Names naming the same image in every list (single-platform names), and that image. */
+function sameEverywhere(lists: Map<string, StoreImage[]>): Map<string, string> {
+  const result = new Map<string, string>()
+  const all = [...lists.values()]
+  for (const image of all[0] ?? []) {
+    for (const name of image.names ?? []) {
+      if (all.every((list) => list.some((other) => other.id === image.id && other.names?.includes(name)))) result.set(name, image.id)
+    }
+  }
+  return result
+}
+
+/** A new list: the single-platform names of the old ones, on their images. */
+function seed(old: Map<string, StoreImage[]>, single: Map<string, string>): StoreImage[] {
+  const first = [...old.values()][0] ?? []
+  return first
+    .map((image) => ({...image, names: image.names?.filter((name) => single.get(name) === image.id)}))
+    .filter((image) => (image.names?.length ?? 0) > 0)
+}
+
+/** The flat layer of an addition, once. */
+function addLayer(layers: StoreLayer[], written: Set<string>, addition: ImageAddition): void {
+  const layerId = flatLayerId(addition.configDigest)
+  if (!layers.some((l) => l.id === layerId)) {
+    layers.push({
+      id: layerId,
+      created: addition.now,
+      'diff-digest': flatLayerDiffDigest(layerId),
+      'diff-size': addition.size,
+    })
+  }
+  written.add(layerId)
+}
+
+/** One list: names moved, removed and added, images left without names dropped. */
+function applyImages(list: StoreImage[], add: ImageAddition[], remove: string[]): {images: StoreImage[]; written: string[]} {
+  const images = list.map((image) => ({...image, names: image.names ? [...image.names] : undefined}))
+  const written = new Set<string>()
   // A name belongs to one image: drop it wherever it no longer belongs, keep it (in place) where it does.
-  const removed = new Set(change.removeNames)
-  const owner = new Map(change.add.map((a) => [a.name, digestHex(a.configDigest)]))
+  const removed = new Set(remove)
+  const owner = new Map(add.map((a) => [a.name, digestHex(a.configDigest)]))
   for (const image of images) {
     const stays = (n: string) => (owner.has(n) ? owner.get(n) === image.id : !removed.has(n))
     if (image.names && !image.names.every(stays)) image.names = image.names.filter(stays)
   }
 
-  for (const addition of change.add) {
+  for (const addition of add) {
     const id = digestHex(addition.configDigest)
     const layerId = flatLayerId(addition.configDigest)
-    if (!layers.some((l) => l.id === layerId)) {
-      layers.push({
-        id: layerId,
-        created: addition.now,
-        'diff-digest': flatLayerDiffDigest(layerId),
-        'diff-size': addition.size,
-      })
-    }
-    writeLayers.add(layerId)
     let image = images.find((i) => i.id === id)
     if (!image) {
       image = {id, digest: addition.manifestDigest, names: [], layer: layerId, created: addition.created}
@@ -136,22 +238,9 @@ export function applyChange(state: StoreState, change: StoreChange): StoreUpdate
       addBigData(image, key, addition.manifestDigest, addition.manifestSize)
     }
     addBigData(image, addition.configDigest, addition.configDigest, addition.configSize)
-    writeImages.add(id)
+    written.add(id)
   }
-
-  const keptImages = images.filter((image) => (image.names?.length ?? 0) > 0)
-  const droppedImages = images.filter((image) => !keptImages.includes(image)).map((image) => image.id)
-  const used = usedLayers(keptImages, layers)
-  const keptLayers = layers.filter((layer) => used.has(layer.id) || !change.deadLayers.has(layer.id))
-  const droppedLayers = layers.filter((layer) => !keptLayers.includes(layer)).map((layer) => layer.id)
-  return {
-    images: keptImages,
-    layers: keptLayers,
-    writeImages: [...writeImages].filter((id) => !droppedImages.includes(id)),
-    writeLayers: [...writeLayers],
-    droppedImages,
-    droppedLayers,
-  }
+  return {images: images.filter((image) => (image.names?.length ?? 0) > 0), written: [...written]}
 }
 
 /** Record a big-data item (its file is written by store.ts). */

@@ -33,6 +33,29 @@ export const IMAGES_JSON = join(IMAGES_DIR, 'images.json')
 export const LAYERS_LOCK = join(LAYERS_DIR, 'layers.lock')
 export const IMAGES_LOCK = join(IMAGES_DIR, 'images.lock')
 
+/**
+ * Per-architecture image lists, once a name has several platforms:
+ * `overlay-images/.multiarch/<arch>/images.json`, with alias links for the names CVMFS
+ * clients give CVMFS_ARCH, and images.json the variant link {@link imagesVariantTarget}.
+ */
+export const IMAGE_LISTS_DIR = join(IMAGES_DIR, '.multiarch')
+
+/** `podmanStore/overlay-images/.multiarch/<arch>/images.json`. */
+export function imageListRel(arch: string): string {
+  return join(IMAGE_LISTS_DIR, arch, 'images.json')
+}
+
+/** Target of images.json with per-architecture lists: the CVMFS client picks the node's. */
+export function imagesVariantTarget(defaultArch: string): string {
+  return `.multiarch/$(CVMFS_ARCH:-${defaultArch})/images.json`
+}
+
+/** The default of such a target, as read; undefined for any other. */
+export function variantDefault(target: string): string | undefined {
+  const m = /^\.multiarch\/\$\(CVMFS_ARCH:-([^)/]+)\)\/images\.json$/.exec(target)
+  return m?.[1]
+}
+
 /** containers/storage's big-data key of the image's default manifest (`ImageDigestBigDataKey`). */
 export const MANIFEST_KEY = 'manifest'
 /** The length of the overlay driver's short link names (`idLength`). */

@@ -21,10 +21,13 @@ import {join} from 'node:path'
 
 import {BugError, UserError} from '../errors.js'
 import {pathExists} from '../layout/exists.js'
-import {blobRel, CATALOG_MARKER, flatRootRel} from '../layout/paths.js'
+import {ARCH_VARIABLE, blobRel, CATALOG_MARKER, flatRootRel} from '../layout/paths.js'
+import {realArchDirs} from '../layout/exists.js'
+import {syncArchAliases} from '../layout/multiarch.js'
+import {hostPlatform} from '../oci/platform.js'
 import {replaceSymlink, writeFileAtomic, type ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'
-import {applyChange, storeDate, type ImageAddition, type StoreImage, type StoreLayer, type StoreState} from './model.js'
+import {applyChange, defaultKey, storeDate, type ImageAddition, type StoreImage, type StoreLayer, type StoreState, type StoreUpdate} from './model.js'
 import {
   bigDataFileName,
   diffLinkTarget,
@@ -36,6 +39,9 @@ import {
   LAYERS_DIR,
   LAYERS_JSON,
   IMAGES_LOCK,
+  IMAGE_LISTS_DIR,
+  imageListRel,
+  imagesVariantTarget,
   LAYERS_LOCK,
   LINK_DIR,
   lockToken,
@@ -44,13 +50,20 @@ import {
   shortLinkId,
   shortLinkRel,
   shortLinkTarget,
+  variantDefault,
 } from './paths.js'
 
 export interface StoreChange {
-  /** Names published or re-pointed in this change (their records and blobs are already written). */
+  /**
+   * Names published or re-pointed in this change (their records and blobs are already
+   * written). Records with `arch` are the platforms of a multi-platform name: give them
+   * all in one change.
+   */
   add?: ImageRecord[]
   /** Public names removed in this change (link names, or podman references). */
   remove?: string[]
+  /** The architecture the public variant links default to (publish-platforms.ts). */
+  defaultArch?: string
 }
 
 /**
@@ -64,9 +77,10 @@ export interface StoreChange {
  *   config publish should have kept is missing.
  */
 export async function updatePodmanStore(root: string, change: StoreChange, logger: Logger): Promise<void> {
-  const [images, layers] = await Promise.all([readList<StoreImage>(root, IMAGES_JSON), readList<StoreLayer>(root, LAYERS_JSON)])
-  const state: StoreState = {images: images.list, layers: layers.list}
-  if (!change.add?.length && state.images.length === 0 && state.layers.length === 0) return
+  const [images, layers] = await Promise.all([readImageLists(root), readList<StoreLayer>(root, LAYERS_JSON)])
+  const state: StoreState = {images: images.lists.get(images.defaultKey) ?? [], layers: layers.list}
+  if (images.defaultArch !== undefined) Object.assign(state, {lists: images.lists, defaultArch: images.defaultArch})
+  if (!change.add?.length && images.empty && state.layers.length === 0) return
 
   const now = new Date().toISOString()
   const blobs = new Map<string, Buffer>()
@@ -80,25 +94,110 @@ export async function updatePodmanStore(root: string, change: StoreChange, logge
     add: additions,
     removeNames: (change.remove ?? []).map((name) => podmanName(name) ?? name),
     deadLayers: await deadLayers(root, state),
+    defaultArch: change.defaultArch ?? (additions.some((a) => a.arch !== undefined) ? hostPlatform().architecture : undefined),
   })
 
   await ensureSkeleton(root)
   for (const layerId of update.writeLayers) await writeLayerFiles(root, layerId, flatRoots.get(layerId)!)
   await writeList(root, LAYERS_JSON, LAYERS_LOCK, JSON.stringify(update.layers), layers.text)
-  for (const id of update.writeImages) await writeImageFiles(root, update.images.find((i) => i.id === id)!, blobs)
-  const imagesChanged = await writeList(root, IMAGES_JSON, IMAGES_LOCK, JSON.stringify(update.images), images.text)
+  const lists = update.lists ?? new Map([['', update.images]])
+  for (const id of update.writeImages) {
+    for (const list of lists.values()) {
+      const image = list.find((i) => i.id === id)
+      if (image) await writeImageFiles(root, image, blobs)
+    }
+  }
+  const imagesChanged = await writeImageLists(root, update, images)
 
   for (const id of update.droppedImages) await rm(join(root, imageDirRel(id)), {recursive: true, force: true})
   for (const layerId of update.droppedLayers) await removeLayerFiles(root, layerId)
 
   if (imagesChanged || update.droppedLayers.length > 0) {
-    const names = update.images.reduce((n, image) => n + (image.names?.length ?? 0), 0)
+    const names = new Set([...lists.values()].flat().flatMap((image) => image.names ?? []))
+    const ids = new Set([...lists.values()].flat().map((image) => image.id))
     logger.info(
-      `${PODMAN_STORE_DIR}: ${update.images.length} image(s), ${names} name(s)` +
+      `${PODMAN_STORE_DIR}: ${ids.size} image(s), ${names.size} name(s)` +
+        (update.lists ? ` in ${update.lists.size} per-architecture lists (${[...update.lists.keys()].join(', ')})` : '') +
         (update.droppedImages.length ? `; dropped ${update.droppedImages.length} image(s) no name points to` : '') +
         (update.droppedLayers.length ? `; pruned ${update.droppedLayers.length} layer(s) whose flat root is gone` : ''),
     )
   }
+}
+
+/** The image lists as read: one (key `''`), or per architecture below `overlay-images/.multiarch/`. */
+interface ReadLists {
+  lists: Map<string, StoreImage[]>
+  texts: Map<string, string | undefined>
+  defaultKey: string
+  /** Set when images.json is the variant link to per-architecture lists. */
+  defaultArch?: string
+  empty: boolean
+}
+
+/**
+ * Read images.json, or, where it is the variant link `.multiarch/$(CVMFS_ARCH:-X)/images.json`
+ * (read literally: a publisher's own mount does not expand it), every list it may lead to.
+ */
+async function readImageLists(root: string): Promise<ReadLists> {
+  const target = await readlink(join(root, IMAGES_JSON)).catch(() => undefined)
+  const defaultArch = target === undefined ? undefined : variantDefault(target)
+  if (defaultArch === undefined) {
+    const one = await readList<StoreImage>(root, IMAGES_JSON)
+    return {lists: new Map([['', one.list]]), texts: new Map([['', one.text]]), defaultKey: '', empty: one.list.length === 0}
+  }
+  const lists = new Map<string, StoreImage[]>()
+  const texts = new Map<string, string | undefined>()
+  for (const arch of await realArchDirs(join(root, IMAGE_LISTS_DIR))) {
+    const one = await readList<StoreImage>(root, imageListRel(arch))
+    lists.set(arch, one.list)
+    texts.set(arch, one.text)
+  }
+  return {lists, texts, defaultKey: defaultKey(lists.keys(), defaultArch), defaultArch, empty: [...lists.values()].every((list) => list.length === 0)}
+}
+
+/**
+ * Write the lists of an update, then what leads readers to them: for per-architecture
+ * lists, their alias links, the literal `$(CVMFS_ARCH:-X)` entry (what a reader without a
+ * CVMFS client finds), and last images.json as the variant link; for one list, images.json
+ * itself (replacing the link), then the per-architecture lists go. The lock file's token
+ * covers every list. True when a list changed.
+ */
+async function writeImageLists(root: string, update: StoreUpdate, before: ReadLists): Promise<boolean> {
+  let changed = false
+  let tokenText: string
+  if (update.lists) {
+    const texts: string[] = []
+    for (const [arch, images] of update.lists) {
+      const text = JSON.stringify(images)
+      texts.push(`${arch}\n${text}`)
+      if (text !== before.texts.get(arch)) {
+        await writeFileAtomic(join(root, imageListRel(arch)), text)
+        changed = true
+      }
+    }
+    const dir = join(root, IMAGE_LISTS_DIR)
+    await syncArchAliases(dir)
+    await ensureSymlink(join(dir, `$(${ARCH_VARIABLE}:-${update.defaultArch!})`), defaultKey(update.lists.keys(), update.defaultArch!))
+    await ensureSymlink(join(root, IMAGES_JSON), imagesVariantTarget(update.defaultArch!))
+    for (const arch of await realArchDirs(dir)) {
+      if (update.lists.has(arch)) continue
+      await rm(join(dir, arch), {recursive: true, force: true})
+      changed = true
+    }
+    await syncArchAliases(dir)
+    tokenText = texts.join('\n')
+  } else {
+    tokenText = JSON.stringify(update.images)
+    const wasLink = before.defaultArch !== undefined
+    if (wasLink || tokenText !== before.texts.get('')) {
+      await writeFileAtomic(join(root, IMAGES_JSON), tokenText)
+      changed = true
+    }
+    if (wasLink) await rm(join(root, IMAGE_LISTS_DIR), {recursive: true, force: true})
+  }
+  const token = lockToken(tokenText)
+  if ((await readFile(join(root, IMAGES_LOCK), 'utf8').catch(() => undefined)) !== token) await writeFileAtomic(join(root, IMAGES_LOCK), token)
+  return changed
 }
 
 /** What the model needs of one record, and its manifest and config bytes. */
@@ -126,12 +225,13 @@ async function additionFor(root: string, record: ImageRecord, now: string, blobs
     size: record.size,
     created: storeDate(record.created, storeDate(record.published, now)),
     now,
+    ...(record.arch === undefined ? {} : {arch: record.arch}),
   }
 }
 
 /** Layers no image uses whose `diff` leads nowhere: their flat root was collected. */
 async function deadLayers(root: string, state: StoreState): Promise<Set<string>> {
-  const used = new Set(state.images.map((image) => image.layer))
+  const used = new Set([...(state.lists?.values() ?? [state.images])].flat().map((image) => image.layer))
   const dead = new Set<string>()
   for (const layer of state.layers) {
     if (used.has(layer.id) || layer.parent !== undefined) continue

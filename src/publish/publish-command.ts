@@ -8,8 +8,7 @@ import {archiveRepoTags} from '../fetch/docker-archive.js'
 import {parseSource} from '../fetch/source.js'
 import type {RegistryOptions} from '../fetch/skopeo.js'
 import type {Logger} from '../log.js'
-import {hostPlatform, parsePlatform} from '../oci/platform.js'
-import {publishImage, type PublishResult} from './publish-image.js'
+import {platformOptions, publishImage, type PublishResult} from './publish-image.js'
 
 export interface PublishCommandOptions {
   images: string[]
@@ -51,7 +50,7 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
   if (options.name && options.images.length > 1) {
     throw new UsageError('--name names one image, but several were given', {hint: 'Publish them one at a time.'})
   }
-  const platform = options.platform ? parsePlatform(options.platform) : hostPlatform()
+  const platform = platformOptions(options.platform)
   // Parse every argument first: a typo fails before anything is fetched.
   const sources = await Promise.all(options.images.map((image) => sourceWithName(image, options.name)))
   const target = chooseTarget({root: options.root, repo: options.repo, ingest: options.ingest, configPath: options.configPath})
@@ -62,8 +61,7 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
       try {
         summary.images.push(
           await publishImage(backend, source, {
-            platform,
-            explicitPlatform: options.platform !== undefined,
+            ...platform,
             registry: options.registry,
             logger,
             tmpDir: options.tmpDir,

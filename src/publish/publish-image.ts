@@ -6,34 +6,41 @@
  * exists costs no layer download; one whose name already points at the root of its
  * config digest costs no change of the repository at all.
  */
-import {readFile, readlink} from 'node:fs/promises'
+import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
-import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
-import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
+import {inspectConfigRaw, type RegistryOptions} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
 import {addMountPoints} from '../layout/mount-points.js'
-import {blobRel, digestHex, flatRootRel, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
+import {removeOtherForms} from '../layout/multiarch.js'
+import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
 import {readImageRecord} from '../layout/list.js'
-import {readFlatRecord, writeImageMetadata, type ImageRecord} from '../layout/write.js'
+import {readFlatRecord, writeImageMetadata} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
-import {parseConfig, parseManifestOrIndex, type ImageConfig, type ImageManifest} from '../oci/documents.js'
+import type {ImageConfig, ImageManifest} from '../oci/documents.js'
 import {toDuccManifest} from '../oci/ducc-manifest.js'
-import {choosePlatform, formatPlatform, type PlatformSpec} from '../oci/platform.js'
+import {choosePlatform, choosePlatforms, formatPlatform, hostPlatform, parsePlatformRequest, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {buildFlatRoot} from './build-root.js'
-import {checkPlatform, verifyConfigBlob, verifyDiffIds, verifyDigest} from './verify.js'
+import {fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {publishPlatforms} from './publish-platforms.js'
+import {checkPlatform, checkPlatformListed} from './verify.js'
 
 export interface PublishOptions {
   /** The platform to publish from an index; `explicit` when the user gave --platform. */
   platform: PlatformSpec
   explicitPlatform: boolean
+  /**
+   * `--platform all`, or a list of several: every such platform of an index is published
+   * (publish-platforms.ts); an image that is no index is published as it is.
+   */
+  platforms?: PlatformRequest
   registry: RegistryOptions
   logger: Logger
   /** Where downloads go (default: the system temp dir). */
@@ -62,51 +69,48 @@ export interface PublishResult {
   /** Mount points added to the flat root (relative paths). */
   added: string[]
   seconds: number
+  /**
+   * A multi-platform name: each platform published (the fields above describe the one
+   * the variant link's default leads to, or the first).
+   */
+  platforms?: PlatformResult[]
 }
 
-/** The manifest of the instance to publish, and what we know about it. */
-interface Chosen {
-  manifestBytes?: Buffer
-  manifestDigest?: string
-  indexBytes?: Buffer
-  indexDigest?: string
-  /** What skopeo copies (a registry image pinned to the chosen instance, or the source). */
-  copyRef: string
-  /** The platform skopeo is told to pick. */
-  skopeoPlatform: PlatformSpec
+/** One platform of a multi-platform publish. */
+export interface PlatformResult {
+  /** Its `.multiarch` directory, e.g. `arm64:v8`. */
+  arch: string
+  platform: string
+  status: PublishStatus
+  manifestDigest: string
+  configDigest: string
+  path: string
+  size: number
+  added: string[]
 }
 
-/** Top-level manifest → the instance to publish. */
-async function choose(source: ImageSource, options: PublishOptions): Promise<Chosen> {
-  const {logger} = options
-  const topBytes = await inspectRaw(source.skopeoRef, options.registry, logger)
-  const topDigest = sha256Digest(topBytes)
-  const pinned = source.registryRef?.digest
-  if (pinned) verifyDigest(topBytes, pinned, `manifest of ${source.input}`)
-  const top = parseManifestOrIndex(topBytes, `manifest of ${source.input}`)
-  if (top.kind === 'manifest') {
-    return {manifestBytes: topBytes, manifestDigest: topDigest, copyRef: source.skopeoRef, skopeoPlatform: options.platform}
+/** Top-level manifest → the instance to publish (a multi-platform request picks several elsewhere). */
+async function choose(source: ImageSource, top: Top, options: PublishOptions): Promise<Chosen> {
+  if (top.parsed.kind === 'manifest') {
+    return {manifestBytes: top.bytes, manifestDigest: top.digest, copyRef: source.skopeoRef, skopeoPlatform: options.platform}
   }
-  const descriptor = choosePlatform(top.index, options.platform, source.input)
-  const skopeoPlatform = descriptor.platform
-    ? {os: descriptor.platform.os, architecture: descriptor.platform.architecture, variant: descriptor.platform.variant}
-    : options.platform
-  const chosen: Chosen = {manifestDigest: descriptor.digest, indexBytes: topBytes, indexDigest: topDigest, copyRef: source.skopeoRef, skopeoPlatform}
-  if (source.registryRef) {
-    // Pin the instance, so the manifest we checked is the one copied.
-    chosen.copyRef = `docker://${source.registryRef.registry}/${source.registryRef.repository}@${descriptor.digest}`
-    chosen.manifestBytes = await inspectRaw(chosen.copyRef, options.registry, logger)
-    verifyDigest(chosen.manifestBytes, descriptor.digest, `manifest of ${chosen.copyRef}`)
-  }
-  return chosen
+  const descriptor = options.platforms
+    ? choosePlatforms(top.parsed.index, options.platforms, source.input)[0]!
+    : choosePlatform(top.parsed.index, options.platform, source.input)
+  return pinInstance(source, top, descriptor, options.platform, options.registry, options.logger)
 }
 
 export async function publishImage(backend: RepositoryBackend, source: ImageSource, options: PublishOptions): Promise<PublishResult> {
   const started = Date.now()
   const {logger} = options
   const root = backend.root
-  logger.info(`${source.input}: fetching manifest (${formatPlatform(options.platform)})`)
-  const chosen = await choose(source, options)
+  logger.info(`${source.input}: fetching manifest (${options.platforms ? describeRequest(options.platforms) : formatPlatform(options.platform)})`)
+  const top = await inspectTop(source, options.registry, logger)
+  if (options.platforms && top.parsed.kind === 'index') {
+    const descriptors = choosePlatforms(top.parsed.index, options.platforms, source.input)
+    if (descriptors.length > 1) return publishPlatforms(backend, source, top, descriptors, options)
+  }
+  const chosen = await choose(source, top, options)
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
   // A download running while layers are unpacked (see below), stopped if anything fails.
   let download: Promise<void> | undefined
@@ -116,24 +120,13 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let configBytes: Buffer | undefined
     let fetched = false
     const fetchAll = async () => {
-      logger.info(`${source.input}: downloading`)
       const signal = options.signal ? AbortSignal.any([options.signal, stopDownload.signal]) : stopDownload.signal
-      await copyToDir(chosen.copyRef, join(temp.path, 'image'), options.registry, chosen.skopeoPlatform, logger, signal)
+      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal})
       fetched = true
-      const layout = await readDirLayout(join(temp.path, 'image'))
-      if (manifestBytes && !layout.manifest.equals(manifestBytes)) {
-        throw new VerificationError(`${source.input}: the manifest copied differs from the manifest inspected`, {code: 'E_MANIFEST_CHANGED', hint: 'The tag moved while publishing; try again.'})
-      }
-      if (chosen.manifestDigest) verifyDigest(layout.manifest, chosen.manifestDigest, `manifest of ${source.input}`)
-      manifestBytes = layout.manifest
     }
     if (!manifestBytes) await fetchAll()
     const manifestDigest = sha256Digest(manifestBytes!)
-    const parsed = parseManifestOrIndex(manifestBytes!, `manifest of ${source.input}`)
-    if (parsed.kind !== 'manifest') {
-      throw new VerificationError(`${source.input}: the chosen instance ${manifestDigest} is itself an index`, {code: 'E_NESTED_INDEX'})
-    }
-    const manifest: ImageManifest = parsed.manifest
+    const manifest: ImageManifest = instanceManifest(manifestBytes!, source.input)
     const configDigest = manifest.config.digest
     const flatRel = flatRootRel(configDigest)
     const flatAbs = join(root, flatRel)
@@ -145,8 +138,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     // no change (no CVMFS transaction), even if its manifest was re-encoded.
     const record = await readImageRecord(join(root, metadataDirRel(source.name)))
     const linkTarget = await readlink(join(root, source.name)).catch(() => undefined)
-    const linked = linkTarget === relativeLinkTarget(source.name, configDigest) || (linkTarget?.startsWith('/') && linkTarget.endsWith(`/${flatRel}`))
-    if (flatExists && linked) {
+    if (flatExists && leadsTo(linkTarget, relativeLinkTarget(source.name, configDigest), flatRel)) {
       logger.info(`${source.input}: unchanged (${configDigest.slice(0, 19)})`)
       return result('unchanged', (record?.configDigest === configDigest ? record.size : undefined) ?? (await readFlatRecord(root, configDigest))?.size ?? 0, [])
     }
@@ -154,8 +146,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
 
     // Config bytes: kept in the repository, or from the fetched layout, or asked for alone.
     if (flatExists) {
-      configBytes = await readFile(join(root, blobRel(configDigest))).catch(() => undefined)
-      configBytes ??= await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
+      configBytes = await keptConfig(root, configDigest, chosen, options.registry, logger)
     } else if (!fetched && manifestBytes && backend.downloadDuringChange) {
       // Unpack each layer as soon as skopeo has it: download and unpacking overlap.
       // (Only where no transaction is held open meanwhile: plain directories.)
@@ -164,15 +155,14 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       download.catch(() => {})
     } else {
       if (!fetched) await fetchAll()
-      configBytes = await readFile(join(temp.path, 'image', digestHex(configDigest))).catch(() => undefined)
-      if (!configBytes) throw new VerificationError(`${source.input}: config blob ${configDigest} is missing`, {code: 'E_MISSING_BLOB'})
+      configBytes = await fetchedConfig(temp.path, configDigest, source.input)
     }
-    verifyConfigBlob(configBytes, manifest, source.input)
-    const config: ImageConfig = parseConfig(configBytes, `config of ${source.input}`)
-    verifyDiffIds(manifest, config, source.input)
-    checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
+    const config: ImageConfig = verifiedConfig(configBytes, manifest, source.input)
+    if (options.platforms) checkPlatformListed(config, options.platforms, source.input)
+    else checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
 
-    const paths = [flatRel, source.name, metadataDirRel(source.name)]
+    // The name may have been published for several platforms: its .multiarch entries go too.
+    const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
     // A root unpacked before (under another name) has its size on record.
     let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? (record.size ?? 0) : 0)
     let added: string[] = []
@@ -191,27 +181,17 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
         size = stats.size
         added = stats.added
       }
-      const imageRecord: ImageRecord = {
-        reference: formatReference(source.reference),
-        name: source.name,
-        manifestDigest,
-        configDigest,
-        mediaType: manifest.mediaType,
-        platform: formatPlatform({os: config.os ?? 'linux', architecture: config.architecture ?? 'unknown', variant: config.variant}),
-        size,
-        created: config.created,
-        published: new Date().toISOString(),
-        source: source.input,
-        indexDigest: chosen.indexDigest,
-      }
+      const record = imageRecord(source, {manifestDigest, manifest, config, size, indexDigest: chosen.indexDigest})
       await writeImageMetadata(writeRoot, {
-        record: imageRecord,
+        record,
         manifestBytes: manifestBytes!,
         configBytes: configBytes!,
         indexBytes: chosen.indexBytes,
         duccManifest: toDuccManifest(manifest),
       })
-      await updatePodmanStore(writeRoot, {add: [imageRecord]}, logger)
+      const removed = await removeOtherForms(writeRoot, source.name)
+      if (removed.length > 0) logger.info(`${source.input}: now a single-platform name: removed ${removed.join(', ')}`)
+      await updatePodmanStore(writeRoot, {add: [record]}, logger)
     })
     const status: PublishStatus = flatExists ? 'linked' : 'published'
     logger.info(`${source.input}: ${status} as ${source.name} -> ${flatRel} (${formatBytes(size)}, ${((Date.now() - started) / 1000).toFixed(1)} s)`)
@@ -225,7 +205,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
         status,
         manifestDigest,
         configDigest,
-        platform: formatPlatform(options.platform),
+        platform: formatPlatform(chosen.skopeoPlatform),
         path: flatAbs,
         size,
         layers: manifest.layers.length,
@@ -240,4 +220,21 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     }
     await temp.cleanup()
   }
+}
+
+/**
+ * What `--platform` (or a wish list's `platform:`) means for {@link PublishOptions}: absent,
+ * this host's platform, taken from an index and warned about otherwise; one platform,
+ * that one, enforced; `all` or several, every such platform of an index.
+ */
+export function platformOptions(flag: string | undefined): Pick<PublishOptions, 'platform' | 'explicitPlatform' | 'platforms'> {
+  if (flag === undefined) return {platform: hostPlatform(), explicitPlatform: false}
+  const request = parsePlatformRequest(flag)
+  if (!request.all && request.platforms.length === 1) return {platform: request.platforms[0]!, explicitPlatform: true}
+  return {platform: hostPlatform(), explicitPlatform: false, platforms: request}
+}
+
+/** `all`, or the platforms listed, for messages. */
+export function describeRequest(request: PlatformRequest): string {
+  return request.all ? 'all platforms' : request.platforms.map(formatPlatform).join(', ')
 }

@@ -6,7 +6,7 @@
 import {VerificationError} from '../errors.js'
 import {sha256Digest} from '../oci/digest.js'
 import type {ImageConfig, ImageManifest} from '../oci/documents.js'
-import {formatPlatform, type PlatformSpec} from '../oci/platform.js'
+import {formatPlatform, normalizePlatform, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
 import type {Logger} from '../log.js'
 
 export function verifyDigest(bytes: Buffer, expected: string, what: string): void {
@@ -49,4 +49,23 @@ export function checkPlatform(config: ImageConfig, wanted: PlatformSpec, explici
     throw new VerificationError(message, {code: 'E_PLATFORM_MISMATCH', hint: 'Pick another tag, or another --platform.'})
   }
   logger.warn(`${message}; publishing it anyway (use --platform to make this an error)`)
+}
+
+/**
+ * An image that is no index, published with `--platform all` or a list: any platform
+ * does for `all`; a list must name the config's platform (os and architecture, variants
+ * compared as OCI normalises them when the config states one).
+ */
+export function checkPlatformListed(config: ImageConfig, request: PlatformRequest, what: string): void {
+  if (request.all) return
+  const have = normalizePlatform({os: config.os ?? 'linux', architecture: config.architecture ?? 'unknown', variant: config.variant})
+  const matches = request.platforms.some((p) => {
+    const want = normalizePlatform(p)
+    return want.os === have.os && want.architecture === have.architecture && (config.variant === undefined || want.variant === have.variant)
+  })
+  if (matches) return
+  throw new VerificationError(`${what} is built for ${formatPlatform(have)}, none of ${request.platforms.map(formatPlatform).join(', ')}`, {
+    code: 'E_PLATFORM_MISMATCH',
+    hint: 'Pick another tag, or list its platform in --platform.',
+  })
 }

@@ -4,13 +4,13 @@
  * same change. Flat roots stay: running containers may use them, and another name may
  * point to the same one; `cvmfs-oci gc` deletes those no link points to any more.
  */
-import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {chooseTarget, describeTarget, openBackend, type TargetOptions} from '../backends/open.js'
 import {NotFoundError} from '../errors.js'
 import {pathExists} from '../layout/exists.js'
 import {metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from '../layout/paths.js'
+import {platformDirsOf, syncArchAliases} from '../layout/multiarch.js'
 import {removeAndPrune} from '../layout/remove.js'
 import type {Logger} from '../log.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
@@ -57,8 +57,12 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
     if (result.removed.length > 0) {
       const paths = result.removed.flatMap((r) => r.paths)
       const store = await pathExists(join(backend.root, PODMAN_STORE_DIR))
-      await backend.change(store ? [...paths, PODMAN_STORE_DIR] : paths, async (root) => {
+      // Removing a platform's link may change the alias links beside its directory.
+      const touched = [...paths, ...(store ? [PODMAN_STORE_DIR] : []), ...(paths.some((p) => p.startsWith(`${MULTIARCH_DIR}/`)) ? [MULTIARCH_DIR] : [])]
+      await backend.change(touched, async (root) => {
         for (const path of paths) await removeAndPrune(root, path)
+        // Alias links (.multiarch/x86_64 -> amd64) follow the architecture directories left.
+        await syncArchAliases(join(root, MULTIARCH_DIR))
         await updatePodmanStore(root, {remove: result.removed.map((r) => r.name)}, logger)
       })
       for (const removed of result.removed) logger.info(`${removed.image}: removed ${removed.name} (its flat root stays until \`cvmfs-oci gc\`)`)
@@ -74,11 +78,11 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
   return result
 }
 
-/** For each candidate name that is published: its link, metadata and multi-arch entries. */
+/** For each candidate name that is published: its link, metadata and every platform's entries. */
 async function publishedPaths(root: string, names: string[]): Promise<{name: string; paths: string[]}[]> {
-  const arches = await readdir(join(root, MULTIARCH_DIR)).catch(() => [] as string[])
   const out: {name: string; paths: string[]}[] = []
   for (const name of names) {
+    const arches = await platformDirsOf(root, name)
     const candidates = [name, metadataDirRel(name), ...arches.flatMap((arch) => [multiarchLinkRel(arch, name), multiarchMetadataDirRel(arch, name)])]
     const paths: string[] = []
     for (const path of candidates) if (await pathExists(join(root, path))) paths.push(path)

@@ -10,8 +10,7 @@ import {toCvmfsOciError, type CvmfsOciError} from '../errors.js'
 import {listTags, type RegistryOptions} from '../fetch/skopeo.js'
 import {parseSource, type ImageSource} from '../fetch/source.js'
 import {formatBytes, Logger} from '../log.js'
-import {hostPlatform, parsePlatform} from '../oci/platform.js'
-import {publishImage, type PublishResult} from '../publish/publish-image.js'
+import {platformOptions, publishImage, type PublishResult} from '../publish/publish-image.js'
 import {formatReference} from '../reference/reference.js'
 import {readWishlist, type Wish} from './wishlist.js'
 
@@ -58,7 +57,8 @@ export async function syncCommand(options: SyncOptions): Promise<SyncSummary> {
   }
   if (options.root !== undefined) logger.info(`publishing into the directory ${options.root}, not cvmfs_repo ${wishlist.repository}`)
   const target = chooseTarget({...options, repo: options.repo ?? (options.root === undefined ? wishlist.repository : undefined)})
-  const platform = options.platform ? parsePlatform(options.platform) : hostPlatform()
+  // --platform wins over the wish list's platform:.
+  const platform = platformOptions(options.platform ?? wishlist.platform)
   const summary: SyncSummary = {
     wishlist: options.wishlist,
     repository: describeTarget(target),
@@ -93,8 +93,7 @@ export async function syncCommand(options: SyncOptions): Promise<SyncSummary> {
     for (const {source, wish} of planned) {
       try {
         const result = await publishImage(backend, source, {
-          platform,
-          explicitPlatform: options.platform !== undefined,
+          ...platform,
           registry: wish.insecure ? {...options.registry, tlsVerify: false} : options.registry,
           logger: quiet,
           tmpDir: options.tmpDir,

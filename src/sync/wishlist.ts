@@ -8,7 +8,8 @@
  * An input is `[https://|http://]REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]`; `http://`
  * means a registry without TLS (as DUCC reads it); `*` and `?` in TAG match the registry's
  * tags. `user`, `output_format` and `ignoreErrors` (DUCC's thin images) are accepted and
- * ignored.
+ * ignored. `platform` (cvmfs-oci's own key, which DUCC ignores) asks for the platforms of
+ * multi-platform images as `--platform` does (`all`, or a list).
  */
 import {readFile} from 'node:fs/promises'
 
@@ -38,6 +39,8 @@ export interface Wishlist {
   path: string
   repository: string
   wishes: Wish[]
+  /** `platform:` (cvmfs-oci's key): what `--platform` would say, e.g. `all`. */
+  platform?: string
 }
 
 /**
@@ -75,7 +78,7 @@ export function parseWishlist(text: string, path: string): Wishlist {
   }
   const wishes: Wish[] = []
   if (problems.length === 0) {
-    const json = doc.toJS() as {cvmfs_repo: string; input: string[]}
+    const json = doc.toJS() as {cvmfs_repo: string; input: string[]; platform?: string}
     json.input.forEach((input, index) => {
       const offset = offsetOf(doc, `/input/${index}`)
       try {
@@ -84,7 +87,7 @@ export function parseWishlist(text: string, path: string): Wishlist {
         problems.push(`${at(offset)}: /input/${index}: ${(error as Error).message}`)
       }
     })
-    if (problems.length === 0) return {path, repository: json.cvmfs_repo, wishes}
+    if (problems.length === 0) return {path, repository: json.cvmfs_repo, wishes, ...(json.platform === undefined ? {} : {platform: json.platform.trim()})}
   }
   throw new UsageError(`the wish list ${path} is not valid:\n${problems.map((p) => `  ${p}`).join('\n')}`, {
     code: 'E_BAD_WISHLIST',

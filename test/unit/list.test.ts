@@ -69,9 +69,10 @@ describe('listImages', () => {
     })
     // Digest-only name, link missing (garbage collected or half published).
     await writeJson(root, `.metadata/quay.io/a/b:${digest('f')}/manifest.json`, duccManifest(CONFIG_A, [1]))
+    // One platform of a name DUCC published from an index: metadata per platform only.
+    await writeJson(root, '.metadata/.multiarch/amd64/quay.io/m:1/manifest.json', duccManifest(CONFIG_A, [1]))
     // Not images.
     await writeJson(root, '.metadata/.blobs/sha256/x/manifest.json', {})
-    await writeJson(root, '.metadata/.multiarch/amd64/quay.io/m:1/manifest.json', duccManifest(CONFIG_A, [1]))
     await writeJson(root, '.metadata/quay.io/m/notes.json', {})
   })
 
@@ -80,9 +81,18 @@ describe('listImages', () => {
     expect(images.map((i) => i.name)).toEqual([
       '127.0.0.1:5000/foo/bar:1',
       `quay.io/a/b:${digest('f')}`,
+      'quay.io/m:1',
       'registry.hub.docker.com/library/centos:centos7',
     ])
-    const [ours, orphan, ducc] = images
+    const [ours, orphan, platformOnly, ducc] = images
+    expect(platformOnly).toEqual({
+      name: 'quay.io/m:1',
+      reference: 'quay.io/m:1',
+      configDigest: CONFIG_A,
+      size: 1,
+      sizeKind: 'compressed',
+      platforms: [{arch: 'amd64', configDigest: CONFIG_A, size: 1, sizeKind: 'compressed'}],
+    })
     expect(ours).toEqual({
       name: '127.0.0.1:5000/foo/bar:1',
       reference: '127.0.0.1:5000/foo/bar:1',

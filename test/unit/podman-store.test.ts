@@ -326,3 +326,166 @@ describe('updatePodmanStore on disk', () => {
     expect((missing as CvmfsOciError).code).toBe('E_PODMAN_STORE_BLOB')
   })
 })
+
+/** Every list of an update: key -> [first hex digit of the image id, its names]. */
+function lists(update: StoreState): Record<string, [string, string[] | undefined][]> {
+  const out: Record<string, [string, string[] | undefined][]> = {}
+  for (const [key, images] of update.lists ?? new Map([['', update.images]])) out[key] = images.map((i) => [i.id[0]!, i.names])
+  return out
+}
+const CONFIG_C = digest('c')
+const CONFIG_D = digest('d')
+const forArch = (arch: string, a: ImageAddition): ImageAddition => ({...a, arch})
+const multi = (add: ImageAddition[], removeNames: string[] = [], deadLayers: string[] = []) => ({add, removeNames, deadLayers: new Set(deadLayers), defaultArch: 'amd64'})
+
+describe('applyChange with multi-platform names: one image list per architecture', () => {
+  const single = () => applyChange(empty(), change([addition('x.org/s:1', CONFIG_C, digest('4'))]))
+  const both = (state: StoreState) =>
+    applyChange(state, multi([forArch('amd64', addition('x.org/m:1', CONFIG_A, MANIFEST_A)), forArch('arm64:v8', addition('x.org/m:1', CONFIG_B, MANIFEST_B))]))
+
+  it('gives each platform its own list, with every single-platform name in each, and the default list as images', () => {
+    const update = both(single())
+    expect(lists(update)).toEqual({
+      amd64: [
+        ['c', ['x.org/s:1']],
+        ['a', ['x.org/m:1']],
+      ],
+      'arm64:v8': [
+        ['c', ['x.org/s:1']],
+        ['b', ['x.org/m:1']],
+      ],
+    })
+    expect(update.images).toBe(update.lists!.get('amd64'))
+    expect(update.writeImages.sort()).toEqual(['a'.repeat(64), 'b'.repeat(64)])
+    // One layers.json for all lists.
+    expect(update.layers.map((l) => l.id).sort()).toEqual([flatLayerId(CONFIG_A), flatLayerId(CONFIG_B), flatLayerId(CONFIG_C)].sort())
+  })
+
+  it('keeps the default list even when the name has no image for it', () => {
+    const update = applyChange(single(), multi([forArch('arm64:v8', addition('x.org/m:1', CONFIG_B, MANIFEST_B)), forArch('s390x', addition('x.org/m:1', CONFIG_D, digest('5')))]))
+    expect(Object.keys(lists(update)).sort()).toEqual(['amd64', 'arm64:v8', 's390x'])
+    expect(lists(update).amd64).toEqual([['c', ['x.org/s:1']]])
+  })
+
+  it('is idempotent, and a later single-platform name goes into every list', () => {
+    const once = both(single())
+    const twice = both(once)
+    expect(lists(twice)).toEqual(lists(once))
+    const more = applyChange(twice, multi([addition('x.org/t:1', CONFIG_C, digest('4'))]))
+    expect(lists(more)['arm64:v8']![0]).toEqual(['c', ['x.org/s:1', 'x.org/t:1']])
+    expect(lists(more).amd64![0]).toEqual(['c', ['x.org/s:1', 'x.org/t:1']])
+  })
+
+  it('a new list gets the single-platform names, not the other multi-platform ones', () => {
+    const update = applyChange(both(single()), multi([forArch('amd64', addition('x.org/n:1', CONFIG_A, MANIFEST_A)), forArch('s390x', addition('x.org/n:1', CONFIG_D, digest('5')))]))
+    expect(lists(update).s390x).toEqual([
+      ['c', ['x.org/s:1']],
+      ['d', ['x.org/n:1']],
+    ])
+    expect(lists(update)['arm64:v8']).toEqual([
+      ['c', ['x.org/s:1']],
+      ['b', ['x.org/m:1']],
+    ])
+    expect(lists(update).amd64).toEqual([
+      ['c', ['x.org/s:1']],
+      ['a', ['x.org/m:1', 'x.org/n:1']],
+    ])
+  })
+
+  it('re-publishing a name for fewer platforms takes it from the others', () => {
+    const update = applyChange(both(single()), multi([forArch('amd64', addition('x.org/m:1', CONFIG_A, MANIFEST_A)), forArch('s390x', addition('x.org/m:1', CONFIG_D, digest('5')))]))
+    expect(lists(update)).toEqual({
+      amd64: [
+        ['c', ['x.org/s:1']],
+        ['a', ['x.org/m:1']],
+      ],
+      s390x: [
+        ['c', ['x.org/s:1']],
+        ['d', ['x.org/m:1']],
+      ],
+    })
+    expect(update.droppedImages).toEqual(['b'.repeat(64)])
+  })
+
+  it('collapses to one list when the last multi-platform name goes, or becomes single-platform', () => {
+    const removed = applyChange(both(single()), multi([], ['x.org/m:1']))
+    expect(removed.lists).toBeUndefined()
+    expect(lists(removed)).toEqual({'': [['c', ['x.org/s:1']]]})
+    expect(removed.droppedImages.sort()).toEqual(['a'.repeat(64), 'b'.repeat(64)])
+    // Their layers stay until their flat roots are gone.
+    expect(removed.layers).toHaveLength(3)
+
+    const plain = applyChange(both(single()), multi([addition('x.org/m:1', CONFIG_A, MANIFEST_A)]))
+    expect(lists(plain)).toEqual({
+      '': [
+        ['c', ['x.org/s:1']],
+        ['a', ['x.org/m:1']],
+      ],
+    })
+    expect(plain.droppedImages).toEqual(['b'.repeat(64)])
+  })
+
+  it('prunes a dead layer only when no list uses it', () => {
+    const state = both(single())
+    const update = applyChange(state, multi([], [], [flatLayerId(CONFIG_B), flatLayerId(CONFIG_D)]))
+    expect(update.layers.map((l) => l.id)).toContain(flatLayerId(CONFIG_B))
+    const gone = applyChange(applyChange(state, multi([], ['x.org/m:1'])), multi([], [], [flatLayerId(CONFIG_B)]))
+    expect(gone.layers.map((l) => l.id)).not.toContain(flatLayerId(CONFIG_B))
+    expect(gone.droppedLayers).toEqual([flatLayerId(CONFIG_B)])
+  })
+})
+
+describe('updatePodmanStore with multi-platform names, on disk', () => {
+  let top: string
+  beforeAll(async () => {
+    top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-store-multi-'))
+  })
+  afterAll(async () => {
+    await rm(top, {recursive: true, force: true})
+  })
+
+  async function repository(root: string) {
+    const records: Record<string, ImageRecord> = {}
+    for (const [c, arch] of [['a', 'amd64'], ['b', 'arm64:v8']] as const) {
+      const config = Buffer.from(JSON.stringify({architecture: arch.split(':')[0], os: 'linux', rootfs: {type: 'layers', diff_ids: []}}))
+      const manifest = Buffer.from(`manifest of ${c}`)
+      const configDigest = `sha256:${sha(config.toString())}`
+      await mkdir(join(root, flatRootRel(configDigest), 'etc'), {recursive: true})
+      for (const data of [config, manifest]) {
+        const file = join(root, blobRel(`sha256:${sha(data.toString())}`))
+        await mkdir(dirname(file), {recursive: true})
+        await writeFile(file, data)
+      }
+      const name = 'registry.hub.docker.com/library/m:1'
+      records[arch] = {reference: name, name, arch, manifestDigest: `sha256:${sha(manifest.toString())}`, configDigest, platform: `linux/${arch.replace(':', '/')}`, size: 7, published: '2025-01-01T00:00:00Z', source: name}
+    }
+    return records
+  }
+  const IMAGES_DIR_ABS = (root: string) => join(root, PODMAN_STORE_DIR, 'overlay-images')
+
+  it('makes images.json a variant link to per-architecture lists, with alias links and a default for plain file systems', async () => {
+    const root = join(top, 'r1')
+    const records = await repository(root)
+    await updatePodmanStore(root, {add: [records.amd64!, records['arm64:v8']!], defaultArch: 'amd64'}, silentLogger())
+    const dir = IMAGES_DIR_ABS(root)
+    expect(await readlink(join(dir, 'images.json'))).toBe('.multiarch/$(CVMFS_ARCH:-amd64)/images.json')
+    const names = (list: {id: string; names: string[]}[]) => list.map((i) => [i.id, i.names])
+    const read = async (rel: string) => JSON.parse(await readFile(join(dir, rel), 'utf8'))
+    expect(names(await read('.multiarch/amd64/images.json'))).toEqual([[records.amd64!.configDigest.slice(7), ['docker.io/library/m:1']]])
+    expect(names(await read('.multiarch/arm64:v8/images.json'))).toEqual([[records['arm64:v8']!.configDigest.slice(7), ['docker.io/library/m:1']]])
+    expect(await readlink(join(dir, '.multiarch', 'x86_64'))).toBe('amd64')
+    expect(await readlink(join(dir, '.multiarch', 'aarch64'))).toBe('arm64:v8')
+    // Where no CVMFS client expands the link, the literal name leads to the default list.
+    expect(await readlink(join(dir, '.multiarch', '$(CVMFS_ARCH:-amd64)'))).toBe('amd64')
+    expect(names(await read('images.json'))).toEqual(names(await read('.multiarch/amd64/images.json')))
+    const lock = await readFile(join(root, IMAGES_LOCK), 'utf8')
+    expect(lock).toMatch(/^[a-f0-9]{64}$/)
+
+    // Removing the name returns to one plain images.json.
+    await updatePodmanStore(root, {remove: ['registry.hub.docker.com/library/m:1']}, silentLogger())
+    expect((await lstat(join(dir, 'images.json'))).isFile()).toBe(true)
+    expect(await read('images.json')).toEqual([])
+    await expect(lstat(join(dir, '.multiarch'))).rejects.toThrow()
+    expect(await readFile(join(root, IMAGES_LOCK), 'utf8')).not.toBe(lock)
+  })
+})

@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {CvmfsOciError, NotFoundError, UsageError, UserError} from '../../src/errors.js'
 import {expandVariantLink, resolvePublicLink} from '../../src/layout/link.js'
 import {relativeLinkTarget, flatRootRel} from '../../src/layout/paths.js'
-import {resolveImage} from '../../src/layout/resolve.js'
+import {hostArch, resolveImage} from '../../src/layout/resolve.js'
 import {DEFAULT_ROOT, searchRoots} from '../../src/layout/roots.js'
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`
@@ -143,8 +143,26 @@ describe('resolveImage', () => {
       await publish(root, `.multiarch/arm64:v8/${name}`, ARM)
     })
 
-    it('expands the variant link to its default without CVMFS_ARCH', async () => {
-      expect((await resolveImage('multi:1', {roots: [root], env: {}})).path).toBe(await flat(root, AMD))
+    it("expands the variant link with this node's architecture without CVMFS_ARCH (as a CVMFS client does), not the link's default", async () => {
+      const r = await makeRoot()
+      const other = '../../.multiarch/$(CVMFS_ARCH:-s390x)/registry.hub.docker.com/library/multi:1'
+      await link(r, name, other)
+      await publish(r, `.multiarch/amd64/${name}`, AMD)
+      await publish(r, `.multiarch/arm64:v8/${name}`, ARM)
+      await publish(r, `.multiarch/s390x/${name}`, OTHER)
+      expect(['amd64', 'arm64']).toContain(hostArch())
+      const got = await resolveImage('multi:1', {roots: [r], env: {}})
+      expect(got).toEqual({path: await flat(r, hostArch() === 'amd64' ? AMD : ARM), root: r, name})
+    })
+
+    it('reads CVMFS_ARCH in the uname -m spelling CVMFS 2.12 clients set (x86_64, aarch64): through alias links, or the OCI directory', async () => {
+      expect((await resolveImage('multi:1', {roots: [root], env: {CVMFS_ARCH: 'x86_64'}})).path).toBe(await flat(root, AMD))
+      expect((await resolveImage('multi:1', {roots: [root], env: {CVMFS_ARCH: 'aarch64'}})).path).toBe(await flat(root, ARM))
+      const r = await makeRoot()
+      await link(r, name, variant)
+      await publish(r, `.multiarch/arm64:v8/${name}`, ARM)
+      await link(r, '.multiarch/aarch64', 'arm64:v8')
+      expect(await resolveImage('multi:1', {roots: [r], env: {CVMFS_ARCH: 'aarch64'}})).toEqual({path: await flat(r, ARM), root: r, name})
     })
 
     it('expands the variant link with CVMFS_ARCH', async () => {
@@ -166,6 +184,22 @@ describe('resolveImage', () => {
       expect((await resolveImage('quay.io/m:1', {roots: [r], env: {}, arch: 'arm64'})).path).toBe(await flat(r, ARM))
       expect((await resolveImage('quay.io/m:1', {roots: [r], env: {CVMFS_ARCH: 'arm:v7'}})).path).toBe(await flat(r, OTHER))
       await expect(resolveImage('quay.io/m:1', {roots: [r], env: {}, arch: 's390x'})).rejects.toMatchObject({code: 'E_IMAGE_NOT_FOUND'})
+    })
+
+    it("finds a digest among the platforms' records: the index digest means this node's platform, an instance's its own", async () => {
+      const r = await makeRoot()
+      await link(r, name, variant)
+      const index = digest('e')
+      const manifests = {amd64: digest('1'), 'arm64:v8': digest('2')}
+      for (const [arch, config] of [['amd64', AMD], ['arm64:v8', ARM]] as const) {
+        await publish(r, `.multiarch/${arch}/${name}`, config)
+        await writeJson(r, `.metadata/.multiarch/${arch}/${name}/cvmfs-oci.json`, {name, arch, manifestDigest: manifests[arch], configDigest: config, indexDigest: index})
+      }
+      expect((await resolveImage(`multi@${index}`, {roots: [r], env: {CVMFS_ARCH: 'arm64'}})).path).toBe(await flat(r, ARM))
+      expect((await resolveImage(`multi@${index}`, {roots: [r], env: {CVMFS_ARCH: 'amd64'}})).path).toBe(await flat(r, AMD))
+      expect(await resolveImage(`multi@${manifests.amd64}`, {roots: [r], env: {CVMFS_ARCH: 'arm64'}})).toEqual({path: await flat(r, AMD), root: r, name: `.multiarch/amd64/${name}`})
+      expect((await resolveImage(`multi@${ARM}`, {roots: [r], env: {}})).path).toBe(await flat(r, ARM))
+      await expect(resolveImage(`multi@${OTHER}`, {roots: [r], env: {}})).rejects.toMatchObject({code: 'E_IMAGE_NOT_FOUND'})
     })
 
     it('reports a variant link whose architecture is absent as dangling, naming link and target', async () => {

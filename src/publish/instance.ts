@@ -1,0 +1,148 @@
+/**
+ * One image instance of a publish source, from the top-level manifest to verified
+ * documents: which manifest (an index entry is pinned by digest), how skopeo copies it,
+ * its config bytes, the checks of one against the other, and our record of it. Shared by
+ * the single-platform publish (publish-image.ts) and the multi-platform one
+ * (publish-platforms.ts).
+ */
+import {mkdir, readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {VerificationError} from '../errors.js'
+import type {ImageSource} from '../fetch/source.js'
+import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
+import {blobRel, digestHex} from '../layout/paths.js'
+import type {ImageRecord} from '../layout/write.js'
+import type {Logger} from '../log.js'
+import {sha256Digest} from '../oci/digest.js'
+import {parseConfig, parseManifestOrIndex, type Descriptor, type ImageConfig, type ImageManifest, type ManifestOrIndex} from '../oci/documents.js'
+import {formatPlatform, type PlatformSpec} from '../oci/platform.js'
+import {formatReference} from '../reference/reference.js'
+import {verifyConfigBlob, verifyDiffIds, verifyDigest} from './verify.js'
+
+/** The top-level manifest or index of a source, as inspected. */
+export interface Top {
+  bytes: Buffer
+  digest: string
+  parsed: ManifestOrIndex
+}
+
+/** The manifest of the instance to publish, and what we know about it. */
+export interface Chosen {
+  manifestBytes?: Buffer
+  manifestDigest?: string
+  indexBytes?: Buffer
+  indexDigest?: string
+  /** What skopeo copies (a registry image pinned to the chosen instance, or the source). */
+  copyRef: string
+  /** The platform skopeo is told to pick. */
+  skopeoPlatform: PlatformSpec
+}
+
+/** Inspect the top-level manifest (checked against a digest the reference pins). */
+export async function inspectTop(source: ImageSource, registry: RegistryOptions, logger: Logger): Promise<Top> {
+  const bytes = await inspectRaw(source.skopeoRef, registry, logger)
+  const pinned = source.registryRef?.digest
+  if (pinned) verifyDigest(bytes, pinned, `manifest of ${source.input}`)
+  return {bytes, digest: sha256Digest(bytes), parsed: parseManifestOrIndex(bytes, `manifest of ${source.input}`)}
+}
+
+/**
+ * The instance of an index entry: for a registry source its manifest is inspected now,
+ * pinned by digest (so the manifest checked is the one copied); for other sources skopeo
+ * picks it by platform when copying, and the copy is checked against the digest.
+ */
+export async function pinInstance(source: ImageSource, top: Top, descriptor: Descriptor, fallback: PlatformSpec, registry: RegistryOptions, logger: Logger): Promise<Chosen> {
+  const skopeoPlatform = descriptor.platform
+    ? {os: descriptor.platform.os, architecture: descriptor.platform.architecture, variant: descriptor.platform.variant}
+    : fallback
+  const chosen: Chosen = {manifestDigest: descriptor.digest, indexBytes: top.bytes, indexDigest: top.digest, copyRef: source.skopeoRef, skopeoPlatform}
+  if (source.registryRef) {
+    chosen.copyRef = `docker://${source.registryRef.registry}/${source.registryRef.repository}@${descriptor.digest}`
+    chosen.manifestBytes = await inspectRaw(chosen.copyRef, registry, logger)
+    verifyDigest(chosen.manifestBytes, descriptor.digest, `manifest of ${chosen.copyRef}`)
+  }
+  return chosen
+}
+
+/**
+ * Copy the instance into `<dir>/image` (a `dir:` layout) and return its manifest bytes,
+ * which must be the ones inspected (or carry the digest the index gave).
+ */
+export async function fetchInstance(
+  source: ImageSource,
+  chosen: Chosen,
+  dir: string,
+  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal},
+): Promise<Buffer> {
+  options.logger.info(`${source.input}: downloading${chosen.indexDigest ? ` (${formatPlatform(chosen.skopeoPlatform)})` : ''}`)
+  await mkdir(dir, {recursive: true})
+  await copyToDir(chosen.copyRef, join(dir, 'image'), options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+  const layout = await readDirLayout(join(dir, 'image'))
+  if (chosen.manifestBytes && !layout.manifest.equals(chosen.manifestBytes)) {
+    throw new VerificationError(`${source.input}: the manifest copied differs from the manifest inspected`, {code: 'E_MANIFEST_CHANGED', hint: 'The tag moved while publishing; try again.'})
+  }
+  if (chosen.manifestDigest) verifyDigest(layout.manifest, chosen.manifestDigest, `manifest of ${source.input}`)
+  return layout.manifest
+}
+
+/** The manifest of an instance: parsed, and never an index itself. */
+export function instanceManifest(bytes: Buffer, what: string): ImageManifest {
+  const parsed = parseManifestOrIndex(bytes, `manifest of ${what}`)
+  if (parsed.kind !== 'manifest') {
+    throw new VerificationError(`${what}: the chosen instance ${sha256Digest(bytes)} is itself an index`, {code: 'E_NESTED_INDEX'})
+  }
+  return parsed.manifest
+}
+
+/** The config bytes of a fetched instance, from its `dir:` layout. */
+export async function fetchedConfig(dir: string, configDigest: string, what: string): Promise<Buffer> {
+  const bytes = await readFile(join(dir, 'image', digestHex(configDigest))).catch(() => undefined)
+  if (!bytes) throw new VerificationError(`${what}: config blob ${configDigest} is missing`, {code: 'E_MISSING_BLOB'})
+  return bytes
+}
+
+/** The config bytes of an instance whose flat root exists: kept in the repository, else asked for alone. */
+export async function keptConfig(root: string, configDigest: string, chosen: Chosen, registry: RegistryOptions, logger: Logger): Promise<Buffer> {
+  const kept = await readFile(join(root, blobRel(configDigest))).catch(() => undefined)
+  return kept ?? inspectConfigRaw(chosen.copyRef, registry, chosen.skopeoPlatform, logger)
+}
+
+/** Check the config against its manifest (digest, size, DiffIDs) and parse it. */
+export function verifiedConfig(configBytes: Buffer, manifest: ImageManifest, what: string): ImageConfig {
+  verifyConfigBlob(configBytes, manifest, what)
+  const config = parseConfig(configBytes, `config of ${what}`)
+  verifyDiffIds(manifest, config, what)
+  return config
+}
+
+/** Our record of a published name (or, with `arch`, of one platform of it). */
+export function imageRecord(
+  source: ImageSource,
+  image: {manifestDigest: string; manifest: ImageManifest; config: ImageConfig; size: number; indexDigest?: string; arch?: string},
+): ImageRecord {
+  const {config} = image
+  const record: ImageRecord = {
+    reference: formatReference(source.reference),
+    name: source.name,
+    manifestDigest: image.manifestDigest,
+    configDigest: image.manifest.config.digest,
+    mediaType: image.manifest.mediaType,
+    platform: formatPlatform({os: config.os ?? 'linux', architecture: config.architecture ?? 'unknown', variant: config.variant}),
+    size: image.size,
+    created: config.created,
+    published: new Date().toISOString(),
+    source: source.input,
+    indexDigest: image.indexDigest,
+  }
+  if (image.arch !== undefined) record.arch = image.arch
+  return record
+}
+
+/**
+ * Whether a link target, as read, leads to the flat root `flatRel`: our (DUCC's) relative
+ * form, or the absolute `/cvmfs/<repo>/…` form of repositories from before 2019.
+ */
+export function leadsTo(target: string | undefined, relative: string, flatRel: string): boolean {
+  return target === relative || (target?.startsWith('/') === true && target.endsWith(`/${flatRel}`))
+}
