@@ -16,9 +16,9 @@ import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
 import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
-import {addMountPoints} from '../layout/mount-points.js'
 import {blobRel, digestHex, flatRootRel, metadataDirRel, relativeLinkTarget} from '../layout/paths.js'
 import {readImageRecord} from '../layout/list.js'
+import {addRuntimeFiles} from '../layout/singularity.js'
 import {readFlatRecord, writeImageMetadata, type ImageRecord} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
@@ -178,9 +178,10 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
       if (flatExists) {
-        // A root made elsewhere (DUCC's lacks /etc/mtab, /run/.containerenv, …): what podman
-        // needs to run it read-only goes in with the link. Nothing for a root we made.
-        added = await addMountPoints(join(writeRoot, flatRel))
+        // A root made elsewhere (DUCC's lacks /etc/mtab, /run/.containerenv, …, and
+        // apptainer's labels.json): what is missing goes in with the link, DUCC's own
+        // .singularity.d files stay. Nothing for a root this version made.
+        added = await addRuntimeFiles(join(writeRoot, flatRel), config.config)
         if (added.length > 0) logger.info(`${source.input}: added to ${flatRel}: ${added.join(', ')}`)
       } else {
         const stats = await buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {
