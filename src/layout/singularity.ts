@@ -162,6 +162,7 @@ function readGoQuoted(text: string, start: number): {bytes: Buffer; end: number}
       const hex = text.slice(i + 2, i + 2 + len)
       if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len) return undefined
       const n = Number.parseInt(hex, 16)
+      if (n > 0x10ffff) return undefined
       if (e === 'x') out.push(n)
       else out.push(...Buffer.from(String.fromCodePoint(n)))
       i += 2 + len

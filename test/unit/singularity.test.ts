@@ -115,6 +115,10 @@ describe("parseEnvScript on DUCC's and apptainer's scripts", () => {
     expect(parseEnvScript(written)).toEqual(['FOO=bar', 'Q=a "b" $c d', 'PATH=/bin', 'N=bs=\\ bt=` dol=$HOME dq=" sq=\' nl=\nx brace=} uni=é€', 'EMPTY='])
   })
 
+  it("decodes Go's escapes, and skips a line it cannot read", () => {
+    expect(parseEnvScript('export V="${V:-"a\\tb\\x41\\u00e9\\U0001F600\\101"}"\nexport W="${W:-"\\U00110000"}"\nexport X="1"\n')).toEqual(['V=a\tbAé😀A', 'X=1'])
+  })
+
   it('reads older hand-written forms too', () => {
     expect(parseEnvScript('#!/bin/sh\nexport PATH="/usr/bin:/bin"\nexport X=\'a b\'\nexport Q="say \\"hi\\""\n')).toEqual(['PATH=/usr/bin:/bin', 'X=a b', 'Q=say "hi"'])
   })
