@@ -3,13 +3,14 @@
  * directory's name is the config digest, so the config is a direct lookup —
  * our copy of the original bytes (`.metadata/.blobs/sha256/<hex>`), or, for roots
  * DUCC published, the config in the repository's podman store, or at least the
- * Env DUCC wrote for apptainer into `.singularity.d/env/10-docker2singularity.sh`.
+ * Env DUCC (or cvmfs-oci) wrote for apptainer into `.singularity.d/env/10-docker2singularity.sh`.
  */
 import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {BLOBS_DIR} from '../layout/paths.js'
+import {ENV_SCRIPT, parseEnvScript} from '../layout/singularity.js'
 import type {FlatRoot} from './flat-root.js'
 
 /** The parts of an OCI image config the hook applies. */
@@ -48,21 +49,8 @@ function storeConfigNames(hex: string): string[] {
   return [`=${key.toString('base64')}`, `=${key.toString('base64url')}`, `sha256:${hex}`]
 }
 
-/** Parse `export NAME="value"` lines as DUCC writes them for apptainer. */
-export function parseSingularityEnv(script: string): string[] {
-  const env: string[] = []
-  for (const line of script.split('\n')) {
-    const m = /^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line)
-    if (!m) continue
-    let value = m[2]!.trim()
-    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) {
-      value = value.slice(1, -1)
-      if (m[2]!.trim().startsWith('"')) value = value.replace(/\\(["\\$`])/g, '$1')
-    }
-    env.push(`${m[1]}=${value}`)
-  }
-  return env
-}
+/** The Env of an apptainer env script: ours (src/layout/singularity.ts), DUCC's and apptainer's. */
+export const parseSingularityEnv = parseEnvScript
 
 /** The config of a flat root, or undefined when the repository has none for it. */
 export function findImageConfig(flat: FlatRoot): FoundConfig | undefined {
@@ -74,7 +62,7 @@ export function findImageConfig(flat: FlatRoot): FoundConfig | undefined {
     const stored = readIfExists(path)
     if (stored) return fromBlob(stored, flat.configHex, path)
   }
-  const script = join(flat.path, '.singularity.d', 'env', '10-docker2singularity.sh')
+  const script = join(flat.path, ENV_SCRIPT)
   const text = readIfExists(script)
   if (text) return {config: {Env: parseSingularityEnv(text.toString('utf8'))}, source: script}
   return undefined

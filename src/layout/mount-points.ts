@@ -19,16 +19,25 @@
  * - missing `etc/passwd`, `etc/group`, `tmp`, `var`, `home`, `root`: starts fine.
  *
  * On a root podman can write it creates what is missing itself.
+ *
+ * What apptainer 1.4.5 needs, measured the same way (`apptainer exec RO /bin/sh -c 'echo
+ * ok'`, one path missing at a time) with `enable underlay = no` and `enable overlay = no`
+ * in its configuration (with either of them, its default, it creates what is missing
+ * itself): `dev` ("destination /dev doesn't exist in container") and, as root, `root`
+ * (the home directory it binds); without `proc`, `sys`, `tmp`, `var/tmp`, `etc/hosts`,
+ * `etc/resolv.conf` or `etc/localtime` it warns and skips that mount; without
+ * `etc/passwd` and `etc/group` it warns that it cannot add the user to them.
  */
 import {access, chmod, constants, lstat, mkdir, readlink, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-type Item = ({path: string; kind: 'dir'; mode: number} | {path: string; kind: 'file'; content: string} | {path: string; kind: 'symlink'; target: string}) & {
+/** Something publish adds to a flat root where the image has nothing at `path` (relative). */
+export type RootItem = ({path: string; kind: 'dir'; mode: number} | {path: string; kind: 'file'; content: string; mode?: number} | {path: string; kind: 'symlink'; target: string}) & {
   /** podman 4.3 cannot start a read-only `--rootfs` without it (measured, see above). */
   podman?: true
 }
 
-export const MOUNT_POINTS: readonly Item[] = [
+export const MOUNT_POINTS: readonly RootItem[] = [
   {path: 'dev', kind: 'dir', mode: 0o755, podman: true},
   {path: 'proc', kind: 'dir', mode: 0o555, podman: true},
   {path: 'sys', kind: 'dir', mode: 0o555, podman: true},
@@ -44,6 +53,8 @@ export const MOUNT_POINTS: readonly Item[] = [
   {path: 'etc/hostname', kind: 'file', content: '', podman: true},
   {path: 'etc/passwd', kind: 'file', content: 'root:x:0:0:root:/root:/bin/sh\n'},
   {path: 'etc/group', kind: 'file', content: 'root:x:0:\n'},
+  // apptainer's default configuration binds the host's; an empty file reads as UTC, as no file does.
+  {path: 'etc/localtime', kind: 'file', content: ''},
   {path: 'etc/mtab', kind: 'symlink', target: '../proc/self/mounts', podman: true},
   {path: 'run/.containerenv', kind: 'file', content: '', podman: true},
 ]
@@ -112,10 +123,13 @@ async function exists(path: string): Promise<'none' | 'dir' | 'other'> {
   }
 }
 
-/** Add the missing mount points to a flat root; returns the paths added (relative). */
-export async function addMountPoints(root: string): Promise<string[]> {
+/**
+ * Add `items` to a flat root where the image has nothing at their path, in order, never
+ * below a symlink or a file the image put there; returns the paths added (relative).
+ */
+export async function addItems(root: string, items: readonly RootItem[]): Promise<string[]> {
   const added: string[] = []
-  for (const item of MOUNT_POINTS) {
+  for (const item of items) {
     const parts = item.path.split('/')
     // The parent must be a real directory (not a symlink the image put there).
     let parentOk = true
@@ -128,11 +142,17 @@ export async function addMountPoints(root: string): Promise<string[]> {
       await mkdir(path)
       await chmod(path, item.mode)
     } else if (item.kind === 'file') {
-      await writeFile(path, item.content, {mode: 0o644, flag: 'wx'})
+      await writeFile(path, item.content, {mode: item.mode ?? 0o644, flag: 'wx'})
+      if (item.mode !== undefined) await chmod(path, item.mode)
     } else {
       await symlink(item.target, path)
     }
     added.push(item.path)
   }
   return added
+}
+
+/** Add the missing mount points to a flat root; returns the paths added (relative). */
+export async function addMountPoints(root: string): Promise<string[]> {
+  return addItems(root, MOUNT_POINTS)
 }

@@ -8,8 +8,8 @@ import {join} from 'node:path'
 
 import {STAGING_DIR} from '../backends/directory.js'
 import {VerificationError} from '../errors.js'
-import {addMountPoints} from '../layout/mount-points.js'
 import {CATALOG_MARKER, digestHex, flatRootRel} from '../layout/paths.js'
+import {addRuntimeFiles} from '../layout/singularity.js'
 import {ensureCatalogMarkers, writeFlatRecord} from '../layout/write.js'
 import {formatBytes} from '../log.js'
 import {chainIds} from '../oci/chain-id.js'
@@ -38,7 +38,7 @@ async function blobReady(path: string, download: Promise<void>): Promise<void> {
 
 /**
  * Merge the layers into staging (from a published base root where one holds the
- * first layers), finish the root (mount points, catalog marker), and rename it into
+ * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
  * place; record its size, ChainID and what was added.
  */
 export async function buildFlatRoot(
@@ -87,7 +87,7 @@ export async function buildFlatRoot(
     })
     // The download's own checks (the manifest it wrote) decide before anything is renamed into place.
     await options.download
-    const added = await addMountPoints(staging)
+    const added = await addRuntimeFiles(staging, config.config)
     await writeFile(join(staging, CATALOG_MARKER), '')
     await ensureCatalogMarkers(root)
     const flat = join(root, flatRootRel(configDigest))

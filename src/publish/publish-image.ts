@@ -15,10 +15,10 @@ import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type RegistryOptions} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
-import {addMountPoints} from '../layout/mount-points.js'
 import {removeOtherForms} from '../layout/multiarch.js'
 import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
 import {readImageRecord} from '../layout/list.js'
+import {addRuntimeFiles} from '../layout/singularity.js'
 import {readFlatRecord, writeImageMetadata} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
@@ -168,9 +168,10 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let added: string[] = []
     await backend.change(paths, async (writeRoot) => {
       if (flatExists) {
-        // A root made elsewhere (DUCC's lacks /etc/mtab, /run/.containerenv, …): what podman
-        // needs to run it read-only goes in with the link. Nothing for a root we made.
-        added = await addMountPoints(join(writeRoot, flatRel))
+        // A root made elsewhere (DUCC's lacks /etc/mtab, /run/.containerenv, …, and
+        // apptainer's labels.json): what is missing goes in with the link, DUCC's own
+        // .singularity.d files stay. Nothing for a root this version made.
+        added = await addRuntimeFiles(join(writeRoot, flatRel), config.config)
         if (added.length > 0) logger.info(`${source.input}: added to ${flatRel}: ${added.join(', ')}`)
       } else {
         const stats = await buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {

@@ -16,7 +16,7 @@ import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
 import {ARCH_VARIABLE} from '../layout/paths.js'
 import {pathExists} from '../layout/exists.js'
-import {addMountPoints} from '../layout/mount-points.js'
+import {addRuntimeFiles} from '../layout/singularity.js'
 import {aliasesInStep, platformDirsOf, removeOtherForms} from '../layout/multiarch.js'
 import {DUCC_MANIFEST, flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchLinkTarget, multiarchMetadataDirRel, variantLinkTarget} from '../layout/paths.js'
 import {readFlatRecord, replaceSymlink, writeImageMetadata, type ImageRecord} from '../layout/write.js'
@@ -98,7 +98,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
       const records: ImageRecord[] = []
       for (const item of items) {
         if (item.flatExists) {
-          item.added = await addMountPoints(join(writeRoot, item.flatRel))
+          item.added = await addRuntimeFiles(join(writeRoot, item.flatRel), item.config!.config)
           item.size = (await readFlatRecord(writeRoot, item.configDigest))?.size ?? 0
         } else {
           const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {...options, reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true})

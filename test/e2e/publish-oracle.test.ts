@@ -10,6 +10,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {envScript} from '../../src/layout/singularity.js'
 import {cli, cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
@@ -37,6 +38,8 @@ describe('publish equals umoci unpack', () => {
     expect(published.status).toBe('published')
     expect(published.configDigest).toBe(written!.configDigest)
 
+    // What publish adds (mount points, apptainer's .singularity.d files) is listed path by path.
+    expect(published.added).toEqual(expect.arrayContaining(['.singularity.d', '.singularity.d/env/10-docker2singularity.sh', '.singularity.d/runscript']))
     const added = new Set<string>(published.added)
     const ours = await snapshotTree(published.path, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
     const theirs = await snapshotTree(await umociUnpack(layout, 'tricky', join(work, 'bundle')))
@@ -119,6 +122,9 @@ describe('an image on a published base', () => {
     // The size is of the tree, however it was built.
     const scratch = await cli(['publish', '--root', join(work, 'scratch'), '--tls-verify=false', '--json', refs[1]!])
     expect(JSON.parse(scratch.stdout).images[0].size).toBe(app.out.size)
-    expect(twinRun.out.size).toBe(app.out.size)
+    // The twin's root differs only in apptainer's env script, written from its own Env.
+    const envBytes = (image: typeof tricky) => Buffer.byteLength(envScript(image.config?.Env))
+    expect(twinRun.out.size - envBytes(twin)).toBe(app.out.size - envBytes(tricky))
+    expect(envBytes(twin)).not.toBe(envBytes(tricky))
   })
 })

@@ -9,6 +9,7 @@ import {applyImageConfig, type RuntimeSpec} from '../../src/hook/apply.js'
 import {findFlatRoot, flatRootOf, overlayLowerDirs} from '../../src/hook/flat-root.js'
 import {checkHookContent, podmanVerdict} from '../../src/hook/hook-file.js'
 import {parseSingularityEnv} from '../../src/hook/image-config.js'
+import {ENV_SCRIPT, envScript} from '../../src/layout/singularity.js'
 import {writeHookFile} from '../../src/hook/install.js'
 import {filterConfig} from '../../src/hook/main.js'
 import {re2Problem} from '../../src/hook/re2.js'
@@ -158,6 +159,24 @@ describe('the hook filter', () => {
     const tampered = filterConfig(input, () => '')
     expect(tampered.output).toBe(input)
     expect(tampered.warnings[0]).toContain('does not match its digest')
+  })
+
+  it("applies the Env of the root's apptainer env script where the repository holds no config (ours or DUCC's form)", async () => {
+    const env = ['PATH=/opt/bin:/bin', 'Q=a "b" $c d', "S=it's"]
+    const scripts = {
+      ours: envScript(env),
+      // As DUCC 2.12 writes it (see test/unit/singularity.test.ts).
+      ducc: '#!/bin/sh\nexport PATH="/opt/bin:/bin"\nexport Q="${Q:-"a \\\\\\"b\\\\\\" \\\\$c d"}"\nexport S="${S:-"it\'s"}"\n',
+    }
+    for (const [form, script] of Object.entries(scripts)) {
+      const hex = createHash('sha256').update(form).digest('hex')
+      const root = join(repo, '.flat', hex.slice(0, 2), hex)
+      await mkdir(join(root, '.singularity.d/env'), {recursive: true})
+      await writeFile(join(root, ENV_SCRIPT), script)
+      const out = filterConfig(Buffer.from(JSON.stringify(spec()).replace('"/x"', JSON.stringify(root))), () => '')
+      expect(out.warnings, form).toEqual([])
+      expect(JSON.parse(out.output.toString()).process.env, form).toEqual(expect.arrayContaining(env))
+    }
   })
 
   it("reads DUCC's apptainer env script", () => {
