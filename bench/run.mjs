@@ -3,6 +3,8 @@
 // and ratios measured in the same run. Options:
 //   --quick           fewer repetitions and smaller scales (a smoke run)
 //   --reps N          repetitions of each publish measurement (default 5; quick 2)
+//   --startup-reps N  rounds of the start-up measurement, every command once a round
+//                     (default 20; quick 5)
 //   --scales 1,4,16   image sizes for the scale measurement (default 1,4,16; quick 1,2)
 //   --out FILE        also write the results as JSON (default bench/out/results.json)
 //   --sections LIST   which of publish,republish,startup,hook,scale,cvmfs,coldstart to run
@@ -30,17 +32,19 @@ import {parseArgs} from 'node:util'
 import {findKit} from './lib/cvmfs.mjs'
 import {defaultCacheDir, SCIPY_WORKLOAD, scipyImage} from './lib/debian-image.mjs'
 import {writeBenchLayout} from './lib/image.mjs'
-import {repeat, repeatInterleaved, startupTimes} from './lib/measure.mjs'
+import {repeat, repeatInterleaved} from './lib/measure.mjs'
 import {coldStart, publishKept, publishVsDucc} from './lib/real-cvmfs.mjs'
 import {startRegistry} from './lib/registry.mjs'
 import {benchHook} from './lib/hook.mjs'
+import {commandStartup, startupCases, startupFixtures} from './lib/startup.mjs'
 
 const TOP = join(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(TOP, 'bin', 'run.js')
-const strings = ['reps', 'scales', 'out', 'dir', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror']
+const strings = ['reps', 'startup-reps', 'scales', 'out', 'dir', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror']
 const {values} = parseArgs({options: {quick: {type: 'boolean'}, ...Object.fromEntries(strings.map((s) => [s, {type: 'string'}]))}})
 const quick = Boolean(values.quick)
 const reps = Number(values.reps ?? (quick ? 2 : 5))
+const startupReps = Number(values['startup-reps'] ?? (quick ? 5 : 20))
 const scales = (values.scales ?? (quick ? '1,2' : '1,4,16')).split(',').map(Number)
 const outFile = values.out ?? join(TOP, 'bench', 'out', 'results.json')
 const sections = new Set((values.sections ?? 'publish,republish,startup,hook,scale,cvmfs,coldstart').split(','))
@@ -139,11 +143,10 @@ async function republish(image) {
   return {first, onBase: again, ratio: again.wall.median / first.wall.median}
 }
 
-function startup(repo, ref) {
-  const node = startupTimes([process.execPath, '-e', '0'])
-  const resolve = startupTimes([process.execPath, CLI, 'resolve', '--root', repo, ref])
-  const version = startupTimes([process.execPath, CLI, '--version'])
-  return {node, resolve, version, ratioResolve: resolve.median / node.median, ratioVersion: version.median / node.median}
+async function startup(repo, ref) {
+  const rows = await commandStartup(startupCases({cli: CLI, repo, ref, ...startupFixtures(work, ref)}), {reps: startupReps})
+  const row = (name) => rows.find((r) => r.name === name)
+  return {node: rows[0].exit, rows, ratioResolve: row('resolve').ratioExit, ratioVersion: row('--version').ratioExit}
 }
 
 async function scaling() {
@@ -283,13 +286,16 @@ try {
   }
 
   if (sections.has('startup') || sections.has('hook')) {
-  log('\n== 3. start-up (ms, median [min–max] of 30)')
+  log(`\n== 3. start-up (ms, median [min–max] of ${startupReps} rounds, every command once a round; ratio: median / node -e 0's)`)
   const repo = join(work, 'repo-startup')
   execFileSync(process.execPath, publishArgv(repo, base.ref('base')).slice(1))
-  const s = (results.sections.startup = startup(repo, base.ref('base')))
-  log(`  node -e 0            ${fmt(s.node, 'ms')}`)
-  log(`  cvmfs-oci resolve    ${fmt(s.resolve, 'ms')}   ratio ${s.ratioResolve.toFixed(2)} (target ≤ 1.2)`)
-  log(`  cvmfs-oci --version  ${fmt(s.version, 'ms')}   ratio ${s.ratioVersion.toFixed(2)} (target ≤ 2)`)
+  const s = (results.sections.startup = await startup(repo, base.ref('base')))
+  log(`  ${'command'.padEnd(30)}${'path'.padEnd(8)}${'first output'.padEnd(28)}${'exit'.padEnd(28)}target`)
+  for (const r of s.rows) {
+    const first = r.first ? `${fmt(r.first, 'ms')} ${r.ratioFirst.toFixed(2)}×` : ''
+    const target = r.target === undefined ? '' : `≤ ${r.target} (${r.firstLine ? 'first output' : 'exit'}): ${r.met ? 'met' : 'NOT met'}`
+    log(`  ${r.name.padEnd(30)}${r.via.padEnd(8)}${first.padEnd(28)}${`${fmt(r.exit, 'ms')} ${r.ratioExit.toFixed(2)}×`.padEnd(28)}${target}`)
+  }
 
   if (sections.has('hook')) {
   log('\n== 4. the hook (ms)')

@@ -54,7 +54,7 @@ async function* walk(dir, options = {}) {
   }
 }
 
-/** dist/**\/*.js for every src/**\/*.ts (and the .cjs bundle of a hot path's entry): exactly what the sources compile to, no stale file, no source map. */
+/** dist/**\/*.js for every src/**\/*.ts (and the .cjs bundle beside a bundled entry: hot paths, commands, execa): exactly what the sources compile to, no stale file, no source map. */
 async function stageDist(app) {
   for await (const source of walk(join(top, 'src'))) {
     if (!source.endsWith('.ts') || source.endsWith('.d.ts')) continue
@@ -63,7 +63,7 @@ async function stageDist(app) {
     if (!(await exists(built))) fail(`dist/${rel} is missing: run \`npm run build\` first (\`npm run rpm\` does)`)
     await mkdir(dirname(join(app, 'dist', rel)), {recursive: true})
     await copyFile(built, join(app, 'dist', rel))
-    // The hot paths' bundles (scripts/bundle-hot-paths.mjs) sit beside their entry modules.
+    // The bundles (scripts/bundle-hot-paths.mjs) sit beside their entry modules.
     const bundle = built.replace(/\.js$/, '.cjs')
     if (await exists(bundle)) await copyFile(bundle, join(app, 'dist', rel.replace(/\.js$/, '.cjs')))
   }

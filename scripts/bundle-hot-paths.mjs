@@ -1,28 +1,82 @@
 #!/usr/bin/env node
-// Bundle the two hot paths — the CLI's fast paths (`resolve`, `--version`) and the
-// OCI hook — each into one CommonJS file beside its compiled module
-// (dist/cli/fast-paths.cjs, dist/hook/main.cjs). Measured here on Node 20: loading
-// one CommonJS file instead of a graph of ES modules takes `resolve` from ~1.27× to
-// ~1.07× a bare `node -e 0`, and the hook from ~1.3× to ~1.12× (see BENCHMARKS.md).
-// Relative paths stay valid because each bundle sits where its entry module does.
-import {dirname, join} from 'node:path'
+// Bundle the entries whose start-up matters into single CommonJS files (esbuild), so that
+// Node.js loads one file instead of a graph of ES modules:
+//   dist/cli/fast-paths.cjs        the CLI's router, `resolve` and `--version`
+//   dist/hook/main.cjs             the OCI hook
+//   dist/cli/definitions/<c>.cjs   each other command, parsed and run without oclif
+//                                  (src/cli/fast-run.ts), beside its definition
+//   dist/vendor/execa.cjs          execa, which the commands' bundles require only when
+//                                  their first program runs (src/exec.ts imports it then)
+// Measured here on Node 20: one CommonJS file instead of a graph of ES modules takes
+// `resolve` from ~1.27× to ~1.07× a bare `node -e 0`, and the hook from ~1.3× to ~1.12×;
+// `list` from ~3.2× (through oclif) to ~1.2× (BENCHMARKS.md). Node.js 20 parses every
+// byte of a bundle before it runs (~40 ms for 870 kB), so what a command needs only
+// later stays out of its bundle.
+//
+// Left out of the bundles, loaded from node_modules when (if) used: @oclif/core (only on
+// the paths that hand over to oclif: an error to print, a warning), and tar-stream, whose
+// PAX headers src/unpack patches through its own headers module, which must be the very
+// module tar-stream uses. yaml, the TOML parser and semver are bundled into the commands
+// that read such files. Dynamic imports become require() calls (no ES module loader).
+//
+// Our modules that find files through import.meta.url all sit one directory below dist/
+// and go two up to the package root; every module of a bundle gets the URL of such a
+// place (its own directory, or dist/cli/ for the definitions' bundles one level deeper).
+import {readdir, rm} from 'node:fs/promises'
+import {dirname, join, relative} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {build} from 'esbuild'
 
 const top = join(dirname(fileURLToPath(import.meta.url)), '..')
-for (const entry of ['dist/cli/fast-paths.js', 'dist/hook/main.js']) {
+const EXTERNAL = ['@oclif/core', '@oclif/core/*', 'tar-stream', 'typescript']
+
+/** Imports of src/vendor/ modules → a require() of their own bundles, from `outfile`. */
+function vendorBundles(outfile) {
+  return {
+    name: 'vendor-bundles',
+    setup(b) {
+      b.onResolve({filter: /\/vendor\/[^/]+\.js$/}, (args) => {
+        if (args.kind === 'entry-point') return undefined
+        const own = join(args.resolveDir, args.path).replace(/\.js$/, '.cjs')
+        return {path: `./${relative(dirname(outfile), own)}`, external: true}
+      })
+    },
+  }
+}
+
+async function bundle({entry, stdin, outfile, urlDir}) {
+  const up = relative(dirname(outfile), urlDir) || '.'
   await build({
-    entryPoints: [join(top, entry)],
-    outfile: join(top, entry.replace(/\.js$/, '.cjs')),
+    ...(entry ? {entryPoints: [entry]} : {stdin}),
+    outfile,
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
     logLevel: 'warning',
-    // import.meta does not exist in CommonJS: give it this file's URL.
+    external: EXTERNAL,
+    plugins: [vendorBundles(outfile)],
+    supported: {'dynamic-import': false},
+    // import.meta does not exist in CommonJS: give it the URL of a module in urlDir.
     define: {'import.meta.url': '__cvmfsOciModuleUrl'},
-    banner: {js: 'const __cvmfsOciModuleUrl = require("node:url").pathToFileURL(__filename).href;'},
+    banner: {js: `const __cvmfsOciModuleUrl = require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(up)}, "bundle.cjs")).href;`},
   })
 }
-console.error('bundled dist/cli/fast-paths.cjs and dist/hook/main.cjs')
+
+for (const entry of ['dist/cli/fast-paths.js', 'dist/hook/main.js', 'dist/vendor/execa.js']) {
+  await bundle({entry: join(top, entry), outfile: join(top, entry.replace(/\.js$/, '.cjs')), urlDir: dirname(join(top, entry))})
+}
+
+const definitions = join(top, 'dist', 'cli', 'definitions')
+const names = (await readdir(definitions)).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3))
+for (const stale of (await readdir(definitions)).filter((f) => f.endsWith('.cjs') && !names.includes(f.slice(0, -4)))) {
+  await rm(join(definitions, stale))
+}
+for (const name of names) {
+  // The command's id as oclif names it: hook-validate → hook:validate.
+  const id = name.replace('-', ':')
+  const contents = `import definition from './${name}.js'\nimport {runFast} from '../fast-run.js'\nexport const run = (argv) => runFast(${JSON.stringify(id)}, definition, argv)\n`
+  await bundle({stdin: {contents, resolveDir: definitions, sourcefile: `${name}-entry.js`, loader: 'js'}, outfile: join(definitions, `${name}.cjs`), urlDir: join(top, 'dist', 'cli')})
+}
+console.error(`bundled dist/cli/fast-paths.cjs, dist/hook/main.cjs, dist/vendor/execa.cjs and ${names.length} command(s) in dist/cli/definitions/`)

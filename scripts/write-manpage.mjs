@@ -49,6 +49,7 @@ const ENVIRONMENT = [
   ['CVMFS_OCI_ROOTS', 'more repository roots to search, colon-separated, after the configured ones'],
   ['CVMFS_ARCH', 'the value of $(CVMFS_ARCH) in CVMFS variant links (default amd64)'],
   ['CONTAINERS_CONF, CONTAINERS_STORAGE_CONF', 'the containers.conf and storage.conf doctor reads, as podman does'],
+  ['CVMFS_OCI_NO_FAST_PATH', 'when set, every command runs through oclif instead of its own bundled file (the same flags, messages and exit codes; slower to start)'],
 ]
 
 function flagLines(flag) {

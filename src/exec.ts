@@ -2,10 +2,13 @@
  * The one place that runs subprocesses (skopeo, cvmfs_server, setfattr, mknod, …).
  * Argument arrays only, never a shell string. Every failure becomes an
  * ExternalError naming the command, its exit code and the tail of its stderr.
+ * execa is imported when the first program runs, not when a command starts (it takes
+ * longer to load than Node.js takes to start): commands that run nothing never load it.
  */
+import {spawnSync} from 'node:child_process'
 import type {Readable} from 'node:stream'
 
-import {execa, execaSync, type Options as ExecaOptions} from 'execa'
+import type {Options as ExecaOptions} from 'execa'
 
 import {ExternalError} from './errors.js'
 import type {Logger} from './log.js'
@@ -69,6 +72,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     // the child (Node documents it); execa's types admit only the numbers 3 to 9.
     ...(options.fd3 === undefined ? {} : {stdio: ['pipe', 'pipe', 'pipe', options.fd3] as unknown as ExecaOptions['stdio']}),
   }
+  const {execa} = await import('./vendor/execa.js')
   const result = await execa(file, [...args], execaOptions)
   const stdoutBytes = options.binaryStdout ? Buffer.from(result.stdout as unknown as Uint8Array) : undefined
   const stdout = stdoutBytes ? stdoutBytes.toString('utf8') : String(result.stdout ?? '')
@@ -97,12 +101,14 @@ export async function run(file: string, args: readonly string[], options: RunOpt
 /**
  * Run `file args…` synchronously, for the one place that cannot wait for the event
  * loop: a signal handler aborting a transaction before the process exits. Never
- * throws; the caller reports a failure.
+ * throws; the caller reports a failure (output: stdout, then stderr).
  */
 export function runSync(file: string, args: readonly string[], options: {logger?: Logger} = {}): {exitCode: number; output: string} {
   options.logger?.debug(`$ ${showCommand(file, redact(args))}`)
-  const result = execaSync(file, [...args], {reject: false, stdin: 'ignore', all: true, stripFinalNewline: false})
-  return {exitCode: result.exitCode ?? -1, output: tail(String(result.all ?? result.message ?? ''))}
+  // Node's own spawnSync: a signal handler cannot wait for execa to load.
+  const result = spawnSync(file, [...args], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024})
+  const output = result.error ? result.error.message : `${result.stdout?.toString('utf8') ?? ''}${result.stderr?.toString('utf8') ?? ''}`
+  return {exitCode: result.status ?? -1, output: tail(output)}
 }
 
 function indent(text: string): string {

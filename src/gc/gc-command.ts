@@ -19,7 +19,8 @@ import {findGarbage, type Garbage} from './scan.js'
 
 export interface GcOptions extends TargetOptions {
   gracePeriodMs: number
-  dryRun: boolean
+  /** Report only (--dry-run); absent, as the flag not given, means delete. */
+  dryRun?: boolean
   /** Paths deleted per repository change. */
   batchSize: number
   lockTimeoutMs: number
@@ -33,7 +34,8 @@ export interface GcItem extends Garbage {
 
 export interface GcResult {
   repository: string
-  dryRun: boolean
+  /** Absent unless --dry-run. */
+  dryRun?: boolean
   gracePeriod: string
   /** Deleted (with --dry-run: would be deleted). */
   deleted: GcItem[]

@@ -20,7 +20,7 @@ import {formatReference, layoutName, layoutRegistries, parseReference} from '../
 export interface RmOptions extends TargetOptions {
   images: string[]
   /** Like podman rmi --ignore: an image that is not published is not an error. */
-  ignore: boolean
+  ignore?: boolean
   lockTimeoutMs: number
   logger: Logger
 }

@@ -18,7 +18,8 @@ export interface SyncOptions extends TargetOptions {
   wishlist: string
   platform?: string
   registry: RegistryOptions
-  dryRun: boolean
+  /** Plan only (--dry-run); absent, as the flag not given, means publish. */
+  dryRun?: boolean
   tmpDir?: string
   lockTimeoutMs: number
   logger: Logger
@@ -34,7 +35,8 @@ export interface SyncFailure {
 export interface SyncSummary {
   wishlist: string
   repository: string
-  dryRun: boolean
+  /** Absent unless --dry-run. */
+  dryRun?: boolean
   images: (PublishResult & {line: number})[]
   failed: SyncFailure[]
   counts: {published: number; linked: number; unchanged: number; failed: number}
@@ -101,7 +103,7 @@ export async function syncCommand(options: SyncOptions): Promise<SyncSummary> {
         })
         summary.images.push({...result, line: wish.line})
         summary.counts[result.status]++
-        logger.info(imageLine(result, options.dryRun))
+        logger.info(imageLine(result, options.dryRun === true))
       } catch (error) {
         fail(source.input, wish.line, error)
       }

@@ -1,14 +1,22 @@
 /**
- * `resolve` and the hook run before container starts: their bundles must not pull in
- * the heavy modules (oclif ~110 ms, execa ~125 ms, ajv's compiler ~80 ms to load).
- * `npm test` builds first, so the bundles are current.
+ * Start-up: `resolve` and the hook run before container starts, and every other command
+ * should reach its own work about as fast as a bare `node -e 0` (bench/run.mjs measures
+ * that; here the rule is checked exactly, never timed). Their bundles must not pull in
+ * the heavy modules (oclif ~110 ms, execa ~125 ms, ajv's compiler ~80 ms to load), and a
+ * real run of each command loads, before its first subprocess (or its end), only the
+ * entry, the router and that command's one bundle: no ES module graph, nothing from
+ * node_modules but what the list below allows. `npm test` builds first, so the bundles
+ * are current.
  */
-import {readFile} from 'node:fs/promises'
-import {join} from 'node:path'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join, relative} from 'node:path'
 
-import {describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {TOP} from '../helpers/cli.js'
+import {exec} from '../helpers/exec.js'
 
 describe.each(['dist/cli/fast-paths.cjs', 'dist/hook/main.cjs'])('%s', (bundle) => {
   it('loads no heavy module', async () => {
@@ -17,5 +25,101 @@ describe.each(['dist/cli/fast-paths.cjs', 'dist/hook/main.cjs'])('%s', (bundle) 
     for (const heavy of ['@oclif/core', 'node_modules/execa', 'require("execa")', 'ajv/dist/core', 'ajv/dist/compile', 'tar-stream', 'tmp-promise']) {
       expect(text, heavy).not.toContain(heavy)
     }
+  })
+})
+
+describe.each(readdirSync(join(TOP, 'src/cli/definitions')).map((f) => `dist/cli/definitions/${f.replace(/\.ts$/, '.cjs')}`))('%s', (bundle) => {
+  it('carries none of oclif, execa, ajv\'s compiler or tar-stream (esbuild names each module it inlines)', async () => {
+    const text = await readFile(join(TOP, bundle), 'utf8')
+    expect(text).toContain('// dist/cli/fast-run.js')
+    for (const heavy of ['// node_modules/@oclif/', '// node_modules/execa/', '// node_modules/ajv/dist/core', '// node_modules/ajv/dist/compile', '// node_modules/tar-stream/']) {
+      expect(text, heavy).not.toContain(heavy)
+    }
+  })
+})
+
+/** A package and every package it depends on, as installed in node_modules. */
+function withDependencies(name: string, into = new Set<string>()): Set<string> {
+  if (into.has(name)) return into
+  const manifest = join(TOP, 'node_modules', name, 'package.json')
+  if (!existsSync(manifest)) return into // an optional dependency for another platform (bare-fs …)
+  into.add(name)
+  const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as {dependencies?: Record<string, string>}
+  for (const dep of Object.keys(pkg.dependencies ?? {})) withDependencies(dep, into)
+  return into
+}
+
+/** node_modules/<name>/… or node_modules/@scope/<name>/… → the package name. */
+function packageOf(file: string): string | undefined {
+  return /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1]
+}
+
+/**
+ * What every run may load from node_modules: the generated validators' ajv runtime helper
+ * (ucs2length, one small file: never ajv's compiler).
+ */
+const ALWAYS_ALLOWED = (file: string): boolean => file.startsWith('node_modules/ajv/dist/runtime/')
+
+interface Case {
+  argv: (dir: string) => string[]
+  /** The bundle of the command, beside the entry and the router. */
+  bundle?: string
+  /** Packages it may load unbundled (tar-stream is patched through its own headers module, so it cannot be inlined). */
+  packages?: string[]
+  input?: string
+}
+
+const CASES: Record<string, Case> = {
+  '--version': {argv: () => ['--version']},
+  resolve: {argv: (d) => ['resolve', '--root', join(d, 'repo'), 'alpine:3.20']},
+  list: {argv: (d) => ['list', '--root', join(d, 'repo')], bundle: 'list'},
+  'list --json': {argv: (d) => ['list', '--json', '--root', join(d, 'repo')], bundle: 'list'},
+  publish: {argv: (d) => ['publish', '--root', join(d, 'repo'), '--tls-verify=false', '127.0.0.1:1/none/such:1'], bundle: 'publish', packages: ['tar-stream']},
+  'sync --dry-run': {argv: (d) => ['sync', '--dry-run', '--root', join(d, 'repo'), join(d, 'wishlist.yaml')], bundle: 'sync', packages: ['tar-stream']},
+  'gc --dry-run': {argv: (d) => ['gc', '--dry-run', '--root', join(d, 'repo')], bundle: 'gc'},
+  rm: {argv: (d) => ['rm', '--ignore', '--root', join(d, 'repo'), 'alpine:3.20'], bundle: 'rm'},
+  doctor: {argv: (d) => ['doctor', '--hooks-dir', join(d, 'hooks'), '--root', join(d, 'repo')], bundle: 'doctor'},
+  'hook validate': {argv: (d) => ['hook', 'validate', join(d, 'hooks')], bundle: 'hook-validate'},
+  'hook install': {argv: (d) => ['hook', 'install', '--hooks-dir', join(d, 'hooks-installed')], bundle: 'hook-install'},
+  'hook uninstall': {argv: (d) => ['hook', 'uninstall', '--hooks-dir', join(d, 'hooks-none')], bundle: 'hook-uninstall'},
+  'podman configure': {argv: (d) => ['podman', 'configure', '--storage-conf', join(d, 'storage.conf'), '--root', join(d, 'repo')], bundle: 'podman-configure'},
+}
+
+describe('what each command loads before its own work', () => {
+  let dir: string
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-hot-paths-'))
+    await mkdir(join(dir, 'repo'))
+    await mkdir(join(dir, 'hooks'))
+    await writeFile(join(dir, 'wishlist.yaml'), 'version: 1\ncvmfs_repo: unused.example.org\ninput:\n  - http://127.0.0.1:1/none/such:1\n')
+  })
+  afterAll(async () => {
+    if (dir) await rm(dir, {recursive: true, force: true})
+  })
+
+  it('covers every command of the manifest', () => {
+    const manifest = JSON.parse(readFileSync(join(TOP, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
+    const covered = new Set(Object.keys(CASES).map((name) => name.split(' --')[0]!.replace(' ', ':')))
+    expect(Object.keys(manifest.commands).filter((id) => !covered.has(id))).toEqual([])
+  })
+
+  it.each(Object.keys(CASES))('%s', async (name) => {
+    const c = CASES[name]!
+    const trace = join(dir, `trace-${name.replaceAll(/\W+/g, '_')}.json`)
+    await exec(process.execPath, ['--require', join(TOP, 'test/helpers/load-trace.cjs'), join(TOP, 'bin/run.js'), ...c.argv(dir)], {
+      reject: false,
+      input: c.input ?? '',
+      env: {CVMFS_OCI_LOAD_TRACE: trace, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', NODE_ENV: 'production'},
+    })
+    const loaded = JSON.parse(await readFile(trace, 'utf8')) as {when: string; cjs: string[]; esm: string[]}
+    const files = loaded.cjs.map((f) => relative(TOP, f)).filter((f) => f !== 'test/helpers/load-trace.cjs')
+    // execa's bundle comes when the first program runs through it (not for spawnSync).
+    const own = files.filter((f) => !f.startsWith('node_modules/') && !(f === 'dist/vendor/execa.cjs' && loaded.when.startsWith('spawn ')))
+    expect(own, `at ${loaded.when}`).toEqual(['bin/run.js', 'dist/cli/fast-paths.cjs', ...(c.bundle ? [`dist/cli/definitions/${c.bundle}.cjs`] : [])])
+    const allowed = new Set((c.packages ?? []).flatMap((p) => [...withDependencies(p)]))
+    const foreign = files.filter((f) => f.startsWith('node_modules/') && !ALWAYS_ALLOWED(f) && !allowed.has(packageOf(f) ?? ''))
+    expect(foreign, `at ${loaded.when}`).toEqual([])
+    expect(loaded.esm.join('\n'), `ES modules, at ${loaded.when}`).toBe('')
   })
 })
