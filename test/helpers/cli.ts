@@ -32,3 +32,8 @@ export async function cliOk(args: string[], options?: {env?: Record<string, stri
   }
   return result.stdout
 }
+
+/** An error message as printed by oclif, with its line wrapping (`\n ›   `) undone; the spaces it kept stay. */
+export function unwrapped(stderr: string): string {
+  return stderr.replace(/\n › {3}/g, '')
+}
