@@ -96,9 +96,11 @@ describe(`interrupted publishers, on the real stratum-0 ${repo.name}`, () => {
     expect(rerun.stderr).toMatch(/taking over the lock .* left by process \d+/)
     expect(rerun.stderr).toMatch(/left in a transaction by cvmfs-oci process \d+ .*which is gone: aborting/)
     expect(changeCalls(await repo.calls())).toEqual([`abort -f ${repo.name} => 0`, `transaction ${repo.name} => 0`, `publish ${repo.name} => 0`])
-    const rootfs = (await run(['resolve', '--root', repo.root, big])).stdout.trim()
-    expect((await readdir(join(rootfs, 'data'))).length).toBe(16)
-    await expect(lstat(join(repo.root, '.cvmfs-oci'))).rejects.toThrow()
+    for (const root of [repo.root, await repo.client()]) {
+      const rootfs = (await run(['resolve', '--root', root, big])).stdout.trim()
+      expect((await readdir(join(rootfs, 'data'))).length, root).toBe(16)
+      await expect(lstat(join(root, '.cvmfs-oci')), root).rejects.toThrow()
+    }
   })
 
   it('two publishers started together serialise on the lock, and both succeed', async () => {

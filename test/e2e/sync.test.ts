@@ -82,8 +82,10 @@ describe(`sync --repo, into the real stratum-0 ${repo.name}`, () => {
     expect(summary.images.map((i: {reference: string}) => i.reference)).toEqual([`${registry}/${unique}/tool:1.0`, `${registry}/${unique}/tool:1.1`, `${registry}/${unique}/other:latest`])
     // The broken image tried again; nothing else opened a transaction.
     expect(changeCalls(await repo.calls())).toEqual([t, a])
-    for (const tag of ['tool:1.0', 'tool:1.1', 'other:latest']) {
-      expect((await cli(['resolve', '--root', repo.root, `${registry}/${unique}/${tag}`])).exitCode).toBe(0)
+    for (const root of [repo.root, await repo.client()]) {
+      for (const tag of ['tool:1.0', 'tool:1.1', 'other:latest']) {
+        expect((await cli(['resolve', '--root', root, `${registry}/${unique}/${tag}`])).exitCode, `${root}: ${tag}`).toBe(0)
+      }
     }
   })
 
