@@ -6,7 +6,7 @@ export default defineConfig({
     globalSetup: ['test/helpers/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    // Files share one registry but write only into their own temp dirs.
+    // Files share one registry but write only into their own temp dirs and CVMFS repositories.
     fileParallelism: true,
     maxWorkers: 2,
   },
