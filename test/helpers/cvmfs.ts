@@ -17,10 +17,10 @@
  * `exit` handler of the process that made it.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {readFile, rm, writeFile} from 'node:fs/promises'
+import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 
 import {TOP} from './cli.js'
 import {exec, type ExecResult} from './exec.js'
@@ -122,6 +122,8 @@ function sweepOrphans(): void {
 export function testRepository(label: string): TestRepository {
   const name = `cvmfsoci-${label}-${Math.random().toString(36).slice(2, 8)}.test`
   const home = mkdtempSync(join(tmpdir(), 'cvmfs-oci-cvmfs-'))
+  // Others may read the client mount below it (apptainer as an unprivileged user).
+  chmodSync(home, 0o755)
   const callLog = join(home, 'calls.log')
   const env: Record<string, string> = {
     PATH: `${LOGGING_DIR}:${process.env.PATH ?? '/usr/bin:/bin'}`,
@@ -231,4 +233,75 @@ export function parseCalls(text: string): ServerCall[] {
 /** The calls that change the repository (transaction, publish, abort, ingest), as `verb target` strings. */
 export function changeCalls(calls: ServerCall[]): string[] {
   return calls.filter((c) => ['transaction', 'publish', 'abort', 'ingest'].includes(c.args[0]!)).map((c) => `${c.args.join(' ')} => ${c.exitCode}`)
+}
+
+/**
+ * DUCC converts one image into the repository (`http://` for a plain-HTTP registry):
+ * `cvmfs_ducc -t TMPDIR convert-single-image URL NAME` (~40 s for a small image here).
+ */
+export async function duccConvert(tmpDir: string, imageUrl: string, name: string): Promise<void> {
+  if (whichTool('cvmfs_ducc') === undefined) throw new Error(`cvmfs_ducc not found on PATH: install the kit's CernVM-FS (${join(KIT_DIR, 'install.sh')} cvmfs)`)
+  await exec('cvmfs_ducc', ['-t', tmpDir, 'convert-single-image', imageUrl, name], {timeoutMs: 300_000})
+}
+
+/** A second client mount of a kit repository; see {@link mountExtraClient}. */
+export interface ExtraClient {
+  mountPoint: string
+  socket: string
+  /** Unmount it (lazily when busy) and remove its state (idempotent). */
+  unmount(): Promise<void>
+}
+
+/**
+ * One more plain client of a kit repository, beside the kit's own one (`client`, which
+ * must be mounted first: its configuration file is the model), as a second worker node
+ * with another configuration would have: the kit's file with its own cache, sockets and
+ * log, plus `config` lines. `personality` starts cvmfs2 under `setarch` (e.g. `i686`, the
+ * 32-bit personality of an x86_64 machine), which changes what `uname -m` says to it.
+ */
+export async function mountExtraClient(
+  name: string,
+  mountPoint: string,
+  options: {config?: Record<string, string>; personality?: string} = {},
+): Promise<ExtraClient> {
+  const kitSocket = (await kit(['env', name])).stdout.match(/^CVMFS_KIT_CLIENT_SOCKET=(.*)$/m)?.[1]
+  if (!kitSocket) throw new Error(`mountExtraClient: ${name} has no kit client mount yet (call its repository's client() first)`)
+  const kitConfig = join(dirname(dirname(kitSocket)), `${name}.conf`)
+  const state = await mkdtemp(join(tmpdir(), 'cvmfs-oci-client-'))
+  const own: Record<string, string> = {
+    CVMFS_CACHE_BASE: join(state, 'cache'),
+    CVMFS_RELOAD_SOCKETS: join(state, 'run'),
+    CVMFS_TALK_SOCKET: join(state, 'run', 'socket'),
+    CVMFS_USYSLOG: join(state, 'run', 'cvmfs.log'),
+    CVMFS_MOUNT_DIR: dirname(mountPoint),
+    ...options.config,
+  }
+  const lines = (await readFile(kitConfig, 'utf8')).split('\n').filter((line) => !Object.keys(own).some((key) => line.startsWith(`${key}=`)))
+  const config = join(state, `${name}.conf`)
+  await writeFile(config, [...lines, ...Object.entries(own).map(([key, value]) => `${key}=${value}`), ''].join('\n'))
+  for (const dir of [own.CVMFS_CACHE_BASE!, own.CVMFS_RELOAD_SOCKETS!, mountPoint]) await mkdir(dir, {recursive: true})
+  const cvmfs2 = ['cvmfs2', '-o', `config=${config},fsname=cvmfs2,allow_other`, name, mountPoint]
+  await exec(options.personality ? 'setarch' : cvmfs2[0]!, options.personality ? [options.personality, ...cvmfs2] : cvmfs2.slice(1), {timeoutMs: 120_000})
+  let mounted = true
+  return {
+    mountPoint,
+    socket: own.CVMFS_TALK_SOCKET!,
+    unmount: async () => {
+      if (mounted && (await exec('umount', [mountPoint], {reject: false})).exitCode !== 0) await exec('umount', ['-l', mountPoint], {reject: false})
+      mounted = false
+      await rm(state, {recursive: true, force: true})
+    },
+  }
+}
+
+/** The repository's current revision, from the manifest its stratum-0 serves (`S<revision>` line of .cvmfspublished). */
+export async function publishedRevision(name: string): Promise<number> {
+  const url = (await kit(['env', name])).stdout.match(/^CVMFS_KIT_STRATUM0=(.*)$/m)?.[1]
+  if (!url) throw new Error(`publishedRevision: no stratum-0 URL for ${name}`)
+  const response = await fetch(`${url}/.cvmfspublished`)
+  if (!response.ok) throw new Error(`publishedRevision: ${url}/.cvmfspublished answered ${response.status}`)
+  const text = Buffer.from(await response.arrayBuffer()).toString('latin1')
+  const line = text.split('\n--\n')[0]!.split('\n').find((l) => /^S\d+$/.test(l))
+  if (!line) throw new Error(`publishedRevision: no revision line in ${url}/.cvmfspublished`)
+  return Number(line.slice(1))
 }
