@@ -5,8 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
     testTimeout: 120_000,
-    hookTimeout: 120_000,
-    // Files share one registry but write only into their own temp dirs.
+    // beforeAll hooks make real CVMFS repositories, one at a time across files (the kit lock).
+    hookTimeout: 300_000,
+    // Files share one registry but write only into their own temp dirs and CVMFS repositories.
     fileParallelism: true,
     maxWorkers: 2,
   },

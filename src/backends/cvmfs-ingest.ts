@@ -1,15 +1,20 @@
 /**
- * The CVMFS ingest backend (`--ingest`): no transaction mount. A change is made in a
- * private overlay over the read-only `/cvmfs/NAME` (see overlay-mount.ts), then shipped
- * with `cvmfs_server ingest` calls planned from the overlay's upper directory
- * (ingest-plan.ts): deletions, each new flat root as a tar stream into
- * `ingest --catalog -t - -b .flat/<hh>/<hex> -k NAME`, then the metadata and links.
+ * The CVMFS ingest backend (`--ingest`): no transaction mount while the layers merge. A
+ * change is made in a private overlay over the read-only `/cvmfs/NAME` (see
+ * overlay-mount.ts), then shipped with `cvmfs_server ingest` calls planned from the
+ * overlay's upper directory (ingest-plan.ts): deletions, each new flat root as a tar
+ * stream into `ingest -t - -b .flat/… -k NAME` (its `.cvmfscatalog` in the tar), then the
+ * metadata and links. What ingest cannot do goes through short transactions: deleting a
+ * path with a `:`, and setting the extended attributes ingest drops (before any link names
+ * the flat root).
  *
- * Until the first ingest call nothing has reached the repository, so a failure (a hostile
- * layer, a bad DiffID) leaves it as it was. Each ingest call is its own publish: a failure
- * between calls leaves what was already sent (a flat root without its link, which `gc`
- * collects), never a link without its flat root. Needs root (it mounts overlayfs) and room
- * for one unpacked image in the state directory.
+ * Until the first call nothing has reached the repository, so a failure (a hostile layer, a
+ * bad DiffID) leaves it as it was. Each call is its own publish: a failure between calls
+ * leaves what was already sent (a flat root without its link, which `gc` collects), never a
+ * link without its flat root, nor a flat root without its extended attributes that a later
+ * publish could link (it is deleted again; after a kill, by the next run: see
+ * cvmfs-repository.ts). Needs root (it mounts overlayfs) and room for one unpacked image in
+ * the state directory.
  */
 import {rmSync} from 'node:fs'
 import {mkdir, readdir, rm} from 'node:fs/promises'
@@ -18,8 +23,10 @@ import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
 import type {Logger} from '../log.js'
+import {applyXattrs, type XattrTable} from '../unpack/xattrs.js'
 import {ingest} from './cvmfs-server.js'
 import {CvmfsBackend, CvmfsRepository, removeWorkDir, type CvmfsOptions} from './cvmfs-repository.js'
+import {inTransaction} from './cvmfs-transaction.js'
 import {planIngest} from './ingest-plan.js'
 import {holderIsGone} from './lock.js'
 import {isMountPoint, mountOverlay, unmount, unmountSync, type OverlayDirs} from './overlay-mount.js'
@@ -70,7 +77,7 @@ export class CvmfsIngestBackend extends CvmfsBackend {
       } finally {
         await unmount(dirs.merged, this.logger)
       }
-      await this.send(dirs, guard)
+      await this.send(dirs, guard, scratch)
       return result
     } finally {
       guard.dispose(() => this.repository.lock.releaseSync())
@@ -79,27 +86,74 @@ export class CvmfsIngestBackend extends CvmfsBackend {
   }
 
   /** Ship the upper directory with ingest calls; a signal stops before the next call. */
-  private async send(dirs: OverlayDirs, guard: SignalGuard): Promise<void> {
+  private async send(dirs: OverlayDirs, guard: SignalGuard, scratch: string): Promise<void> {
     const {name} = this.repository
     const steps = await planIngest(dirs.upper, dirs.lower, this.logger)
     if (steps.length === 0) return
     guard.hold()
     await this.repository.markTransaction()
+    const unfinished = steps.find((step) => step.flatRoots)?.flatRoots
+    if (unfinished) await this.repository.markUnfinished(unfinished)
     for (const step of steps) {
       if (guard.signalled) break
-      const what = step.send ? `${step.send.base}${step.send.catalog ? ' (nested catalog)' : ''}` : `deleting ${step.delete!.join(', ')}`
+      if (step.transaction) {
+        await this.transaction(step.transaction, step.flatRoots, scratch)
+        continue
+      }
+      const what = step.send ? step.send.base : `deleting ${step.delete!.join(', ')}`
       this.logger.debug(`${name}: ingest ${what}`)
       const stream = step.send && packTree(step.send.dir, {exclude: step.send.exclude, logger: this.logger})
       let packError: unknown
       stream?.once('error', (error) => (packError = error))
       try {
-        await ingest(name, {delete: step.delete, tar: step.send && {stream: stream!, base: step.send.base, catalog: step.send.catalog}, keepOwnership: step.send !== undefined}, this.logger)
+        await ingest(name, {delete: step.delete, tar: step.send && {stream: stream!, base: step.send.base}, keepOwnership: step.send !== undefined}, this.logger)
       } catch (error) {
         // A tar cut short makes cvmfs_server fail too: the reason it was cut short is the error.
         throw packError ?? error
       }
     }
     await this.repository.clearMarker()
+  }
+
+  /**
+   * What ingest cannot do, in one transaction: delete paths with a `:` in them, set the
+   * extended attributes ingest dropped. When that fails, the new flat roots whose
+   * attributes it was to set are deleted again (no link points to them yet), so that no
+   * later publish links a root without them.
+   */
+  private async transaction(step: {remove: string[]; xattrs: XattrTable}, flatRoots: string[] | undefined, scratch: string): Promise<void> {
+    const {name} = this.repository
+    const files = [...step.xattrs.keys()].sort()
+    if (files.length > 0) this.logger.info(`${name}: setting the extended attributes of ${files.length} file(s) in a transaction (cvmfs_server ingest drops them)`)
+    if (step.remove.length > 0) this.logger.debug(`${name}: deleting ${step.remove.join(', ')} in a transaction (cvmfs_server ingest -d cannot name a path with ':')`)
+    const table: XattrTable = new Map([...step.xattrs].map(([rel, attrs]) => [join(this.root, rel), attrs]))
+    try {
+      await inTransaction(this.repository, [...step.remove, ...files], async () => {
+        for (const path of step.remove) await rm(join(this.root, path), {recursive: true, force: true})
+        await applyXattrs(table, scratch, this.logger)
+      })
+    } catch (error) {
+      if (files.length === 0) throw error
+      let removed = false
+      if (flatRoots) {
+        try {
+          await this.repository.markTransaction()
+          await ingest(name, {delete: flatRoots}, this.logger)
+          await this.repository.clearUnfinished()
+          removed = true
+        } catch (removeError) {
+          this.logger.warn(`could not delete ${flatRoots.join(', ')} again (the next run does): ${(removeError as Error).message}`)
+        }
+      }
+      const shown = files.slice(0, 5).join(', ') + (files.length > 5 ? ` and ${files.length - 5} more` : '')
+      throw new UserError(`cvmfs_server ingest drops extended attributes, and setting those of ${shown} in a transaction failed: ${(error as Error).message.split('\n')[0]!.replace(/:$/, '')}`, {
+        code: 'E_INGEST_XATTRS',
+        hint: `${removed ? `Nothing of the image is left published (${flatRoots!.join(', ')} deleted again). ` : ''}Publish this image without --ingest (transactions keep extended attributes), or let this publisher open transactions on ${name}.`,
+        cause: error,
+      })
+    }
+    await this.repository.markTransaction()
+    if (flatRoots) await this.repository.clearUnfinished()
   }
 }
 

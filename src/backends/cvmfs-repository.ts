@@ -8,6 +8,11 @@
  * When `cvmfs_server list` says the repository is in a transaction, the next run aborts it
  * only when the marker's process is gone; a transaction someone else opened (an admin, DUCC)
  * is never touched.
+ *
+ * `ingest-unfinished.json` names the flat roots an ingest sent whose extended attributes
+ * are still to be set (cvmfs-ingest.ts). A run killed in between leaves it; the next run
+ * deletes those flat roots (no link points to them yet), so that no publish ever links a
+ * flat root that lost its `security.capability`.
  */
 import {rmSync} from 'node:fs'
 import {rm, stat, writeFile} from 'node:fs/promises'
@@ -17,8 +22,8 @@ import {BusyError, UsageError, UserError} from '../errors.js'
 import {WORK_DIR} from '../layout/paths.js'
 import type {Logger} from '../log.js'
 import type {BackendOptions, RepositoryBackend} from './backend.js'
-import {abortTransaction, notAPublisher, repositoryStatus} from './cvmfs-server.js'
-import {acquireLock, currentHolder, describeHolder, holderIsGone, readHolder, type Lock} from './lock.js'
+import {abortTransaction, ingest, notAPublisher, repositoryStatus} from './cvmfs-server.js'
+import {acquireLock, currentHolder, describeHolder, holderIsGone, readHolder, type Holder, type Lock} from './lock.js'
 
 /** Where cvmfs-oci keeps its state on a publisher, unless configured otherwise. */
 export const DEFAULT_STATE_DIR = '/var/lib/cvmfs-oci'
@@ -33,10 +38,16 @@ export interface CvmfsOptions extends BackendOptions {
   stateDir: string
 }
 
+/** Flat roots sent by ingest whose extended attributes are not set yet, and who sent them. */
+interface Unfinished extends Holder {
+  paths: string[]
+}
+
 export class CvmfsRepository {
   /** Our state for this repository: lock, marker, gc marks, ingest scratch. */
   readonly stateDir: string
   private readonly marker: string
+  private readonly unfinished: string
 
   private constructor(
     readonly name: string,
@@ -47,6 +58,7 @@ export class CvmfsRepository {
   ) {
     this.stateDir = stateDir
     this.marker = join(stateDir, 'transaction.json')
+    this.unfinished = join(stateDir, 'ingest-unfinished.json')
   }
 
   /**
@@ -73,6 +85,7 @@ export class CvmfsRepository {
     try {
       // Read again: while we waited for the lock, another cvmfs-oci may have opened and closed one.
       await repository.recover((await repositoryStatus(name, logger)).inTransaction)
+      await repository.removeUnfinished()
     } catch (error) {
       await lock.release()
       throw error
@@ -105,6 +118,30 @@ export class CvmfsRepository {
           : `Someone else is changing ${this.name}; cvmfs-oci leaves it alone. Wait, or end it: cvmfs_server publish ${this.name} (keep) or cvmfs_server abort -f ${this.name} (discard).`,
       },
     )
+  }
+
+  /** Flat roots a killed ingest sent without their extended attributes: delete them. */
+  private async removeUnfinished(): Promise<void> {
+    const left = (await readHolder(this.unfinished)) as Unfinished | undefined
+    if (!left || !holderIsGone(left)) return
+    const present: string[] = []
+    for (const path of left.paths) if (await stat(join(this.root, path)).then(() => true, () => false)) present.push(path)
+    if (present.length > 0) {
+      this.logger.warn(
+        `cvmfs-oci ${describeHolder(left)} was stopped before it set the extended attributes of ${present.join(', ')}, which no link points to yet: deleting them (a publish unpacks them again)`,
+      )
+      await ingest(this.name, {delete: present}, this.logger)
+    }
+    await rm(this.unfinished, {force: true})
+  }
+
+  /** Say that these flat roots are about to be sent without their extended attributes. */
+  async markUnfinished(paths: string[]): Promise<void> {
+    await writeFile(this.unfinished, JSON.stringify({...currentHolder(), paths} satisfies Unfinished))
+  }
+
+  async clearUnfinished(): Promise<void> {
+    await rm(this.unfinished, {force: true})
   }
 
   /** Say that this process is about to open a transaction. */

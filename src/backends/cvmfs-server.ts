@@ -7,7 +7,7 @@
  */
 import type {Readable} from 'node:stream'
 
-import {BusyError, ExternalError, UserError} from '../errors.js'
+import {BugError, BusyError, ExternalError, UserError} from '../errors.js'
 import {run, runSync} from '../exec.js'
 import type {Logger} from '../log.js'
 
@@ -72,20 +72,25 @@ export function abortTransactionSync(name: string, logger: Logger): string | und
 export interface IngestCall {
   /** Repository-relative paths to delete first (`-d`, repeatable on a stratum-0). */
   delete?: string[]
-  /** A tar stream to write below `base` (`-t - -b BASE`). */
-  tar?: {stream: Readable; base: string; catalog?: boolean}
+  /** A tar stream to write below `base` (`-t - -b BASE`); nested catalogs come from `.cvmfscatalog` files in it. */
+  tar?: {stream: Readable; base: string}
   /** `-k`: keep the tar's owners (otherwise the repository owner's). */
   keepOwnership?: boolean
 }
 
-/** `cvmfs_server ingest [-d PATH]… [--catalog] [-t - -b BASE] [-k] NAME`: its own publish. */
+/**
+ * `cvmfs_server ingest [-d PATH]… [-t - -b BASE] [-k] NAME`: its own publish.
+ *
+ * @throws BugError for a path to delete with a `:` in it: cvmfs_server joins the `-d` paths
+ *   with `:` and cvmfs_swissknife splits them again, so such a path would silently stay.
+ */
 export async function ingest(name: string, call: IngestCall, logger: Logger): Promise<void> {
   const args = ['ingest']
-  for (const path of call.delete ?? []) args.push('-d', path)
-  if (call.tar) {
-    if (call.tar.catalog) args.push('--catalog')
-    args.push('-t', '-', '-b', call.tar.base)
+  for (const path of call.delete ?? []) {
+    if (path.includes(':')) throw new BugError(`cvmfs_server ingest -d cannot delete ${path}: it splits its paths at ':'`)
+    args.push('-d', path)
   }
+  if (call.tar) args.push('-t', '-', '-b', call.tar.base)
   if (call.keepOwnership) args.push('-k')
   args.push(name)
   try {
@@ -96,10 +101,27 @@ export async function ingest(name: string, call: IngestCall, logger: Logger): Pr
   }
 }
 
+/**
+ * `cvmfs_server list` reads the configuration of every repository on the machine, and
+ * fails (exit 2, `cannot open /etc/cvmfs/repositories.d/OTHER/server.conf`) when one is
+ * removed while it reads: it is tried again a few times before its failure counts.
+ */
+const LIST_ATTEMPTS = 5
+const LIST_RETRY_MS = 300
+
 /** `cvmfs_server list`, read for one repository. */
 export async function repositoryStatus(name: string, logger: Logger): Promise<RepositoryStatus> {
-  const {stdout} = await server(['list'], logger)
-  return parseList(stdout, name)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const {stdout} = await server(['list'], logger)
+      return parseList(stdout, name)
+    } catch (error) {
+      // No exit code: it did not run at all (missing), which no retry mends.
+      if (!(error instanceof ExternalError) || error.commandExitCode === undefined || attempt === LIST_ATTEMPTS) throw error
+      logger.debug(`cvmfs_server list failed (${error.stderrTail.trim().split('\n').pop()}): trying again`)
+      await new Promise((resolve) => setTimeout(resolve, LIST_RETRY_MS))
+    }
+  }
 }
 
 /**

@@ -2,54 +2,25 @@
  * A directory tree as a tar stream, for `cvmfs_server ingest -t -`. What the tree holds
  * goes into the archive as the layer merge left it: file types (directories, files,
  * symlinks, hardlinks, character and block devices, FIFOs), permission bits with
- * setuid/setgid/sticky, numeric owners, mtimes (whole seconds, as tar keeps them) and
- * extended attributes (`SCHILY.xattr.*` PAX records, binary values intact). Sockets are
- * left out (a tar cannot hold them; images have none). File names are handled as UTF-8,
- * as the layer merge writes them.
+ * setuid/setgid/sticky, numeric owners and mtimes (whole seconds, as tar keeps them).
+ * Sockets are left out (a tar cannot hold them; images have none). File names are handled
+ * as UTF-8, as the layer merge writes them.
  *
- * tar-stream writes PAX values as UTF-8 text, which would corrupt binary attribute values
- * such as `security.capability`; its PAX encoder is replaced so that `SCHILY.xattr.*`
- * values (given as latin1 strings, one character per byte) keep their bytes. tar-stream
- * is pinned to 3.x; the tests compare an extracted archive with the tree it came from.
+ * Extended attributes are not packed: CernVM-FS 2.12's tar ingestion drops them in every
+ * tar header form (GNU/SCHILY, LIBARCHIVE); the ingest backend sets them in a transaction
+ * (ingest-plan.ts). Hardlinks are packed as tar hardlinks (the content goes once), and come
+ * out of the repository as separate files, as every hardlink published to CernVM-FS does.
  */
 import {createReadStream, type Stats} from 'node:fs'
 import {lstat, readdir, readlink} from 'node:fs/promises'
-import {createRequire} from 'node:module'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import tar, {type Header, type Pack} from 'tar-stream'
 
 import type {Logger} from '../log.js'
-import {XATTR_PREFIX} from '../unpack/tar-reader.js'
-import {readXattrTree, type XattrTable} from '../unpack/xattrs.js'
 
-const require = createRequire(import.meta.url)
-const tarHeaders = require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as {
-  encodePax: (opts: {name?: string; linkname?: string; pax?: Record<string, string>}) => Buffer
-}
-
-/** One `<length> <key>=<value>\n` record; the length counts its own digits. */
-function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')])
-  let length = body.length + String(body.length).length
-  if (String(length).length > String(body.length).length) length++
-  return Buffer.concat([Buffer.from(String(length), 'ascii'), body])
-}
-
-tarHeaders.encodePax = (opts) => {
-  const records: Buffer[] = []
-  if (opts.name) records.push(paxRecord('path', Buffer.from(opts.name, 'utf8')))
-  if (opts.linkname) records.push(paxRecord('linkpath', Buffer.from(opts.linkname, 'utf8')))
-  for (const [key, value] of Object.entries(opts.pax ?? {})) {
-    records.push(paxRecord(key, Buffer.from(value, key.startsWith(XATTR_PREFIX) ? 'latin1' : 'utf8')))
-  }
-  return Buffer.concat(records)
-}
-
-/** Extended attributes overlayfs keeps for itself on an upper directory: never packed. */
-const OVERLAY_XATTR = 'trusted.overlay.'
 /** The largest id a ustar header holds (7 octal digits); larger ones go into PAX. */
 const USTAR_ID_MAX = 0o7777777
 
@@ -60,15 +31,16 @@ export interface PackOptions {
 }
 
 /**
- * Pack the tree below `dir` (not `dir` itself) as a tar stream, entries named relative to
- * `dir`, parents before children. Errors (a file vanishing, getfattr failing) destroy the
- * stream with that error.
+ * Pack `dir` (as `./`) and the tree below it as a tar stream, entries named relative to
+ * `dir`, parents before children. Errors (a file vanishing) destroy the stream with that
+ * error.
  */
 export function packTree(dir: string, options: PackOptions): Readable {
   const pack = tar.pack()
   const fill = async () => {
-    const xattrs = await readXattrTree(dir, options.logger)
-    await addChildren(pack, dir, '', {xattrs, exclude: options.exclude ?? (() => false), hardlinks: new Map(), logger: options.logger})
+    const walk: Walk = {exclude: options.exclude ?? (() => false), hardlinks: new Map(), logger: options.logger}
+    await addEntry(pack, dir, './', await lstat(dir), walk)
+    await addChildren(pack, dir, '', walk)
     pack.finalize()
   }
   fill().catch((error: unknown) => pack.destroy(error as Error))
@@ -76,7 +48,6 @@ export function packTree(dir: string, options: PackOptions): Readable {
 }
 
 interface Walk {
-  xattrs: XattrTable
   exclude: (rel: string) => boolean
   /** dev:ino → the name the first path of a hardlinked file was packed under. */
   hardlinks: Map<string, string>
@@ -115,9 +86,6 @@ async function addEntry(pack: Pack, abs: string, name: string, info: Stats, walk
     devminor: 0,
   }
   const pax: Record<string, string> = {}
-  for (const [key, value] of walk.xattrs.get(abs) ?? []) {
-    if (!key.startsWith(OVERLAY_XATTR)) pax[`${XATTR_PREFIX}${key}`] = value.toString('latin1')
-  }
   for (const id of ['uid', 'gid'] as const) {
     if (header[id] > USTAR_ID_MAX) {
       pax[id] = String(header[id])

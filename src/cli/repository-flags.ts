@@ -12,7 +12,7 @@ export const repositoryFlags = {
     exclusive: ['root'],
   }),
   ingest: flag.boolean({
-    description: 'With --repo: send changes with cvmfs_server ingest (tar streams) instead of a transaction mount (--no-ingest overrides the configuration).',
+    description: 'With --repo: send changes with cvmfs_server ingest (tar streams) instead of a transaction mount; extended attributes and deletions of tagged names still go through short transactions, which ingest cannot do (--no-ingest overrides the configuration).',
     allowNo: true,
   }),
   config: flag.string({description: 'Configuration file (default /etc/cvmfs-oci/config.json, or $CVMFS_OCI_CONFIG).'}),

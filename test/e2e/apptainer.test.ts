@@ -22,7 +22,7 @@ import {cliOk} from '../helpers/cli.js'
 import {writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {readonlyBindMount, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
-import {duccConvert, mountClient, remountClient, requireStratum0Kit, startStratum0, stopStratum0, uniqueRepoName} from '../helpers/stratum0-kit.js'
+import {duccConvert, testRepository} from '../helpers/cvmfs.js'
 import {requireTools} from '../helpers/tools.js'
 
 const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -181,19 +181,19 @@ describe('apptainer on a read-only view of a published directory', () => {
   })
 })
 
-describe('apptainer through a CVMFS client mount of a real repository', () => {
-  const name = uniqueRepoName('apptainer')
+const repo = testRepository('apptainer')
+
+describe(`apptainer through a CVMFS client mount of a real repository, ${repo.name}`, () => {
+  const {name} = repo
   let client: string
-  let socket: string
   let duccRef: string
   let linkedRef: string
   let linkedAdded: {status: string; added: string[]}
-  const env = () => ({CVMFS_OCI_STATE_DIR: join(work, 'state')})
+  const env = () => repo.env
   const root = (ref: string) => join(client, ref)
 
   beforeAll(async () => {
-    requireStratum0Kit()
-    await startStratum0(name)
+    await repo.start()
     // DUCC converts an image like `plain` (another config, so another root); cvmfs-oci then
     // links another tag of it to DUCC's root.
     const layout = join(work, 'layout-ducc')
@@ -203,12 +203,10 @@ describe('apptainer through a CVMFS client mount of a real repository', () => {
     await duccConvert(join(work, 'ducc-tmp'), `http://${duccRef}`, name)
     const out = JSON.parse(await cliOk(['publish', '--repo', name, '--tls-verify=false', '--json', ...Object.values(refs), linkedRef], {env: env()}))
     linkedAdded = (out.images as {name: string; status: string; added: string[]}[]).find((image) => linkedRef.endsWith(image.name))!
-    client = join(work, 'client')
-    socket = await mountClient(name, client)
-    await remountClient(socket)
+    client = await repo.client()
   }, 300_000)
   afterAll(async () => {
-    await stopStratum0(name)
+    await repo.cleanup()
   }, 120_000)
 
   describe.each(['root', 'nobody'] as ApptainerUser[])('as %s', (user) => {

@@ -1,9 +1,11 @@
 /**
- * publish, rm and gc into a CVMFS repository through transactions, asserting on the
- * cvmfs_server calls: one transaction per new image, none for an unchanged one; an error
- * in the middle of an image aborts and leaves the repository as it was; afterwards the
- * images resolve through the read-only mount and podman runs one. The repository is the
- * stand-in's (test/cvmfs-server), or a real stratum-0's with CVMFS_OCI_TEST_REPO.
+ * publish, rm and gc into a real CernVM-FS stratum-0 (from the kit) through transactions,
+ * asserting on the cvmfs_server calls: one transaction per new image, none for an unchanged
+ * one; an error in the middle of an image aborts and leaves the repository as it was.
+ * Published images are read as a worker node reads them, through a plain client mount:
+ * the tricky image equals umoci's unpacking (hardlinks split, as CernVM-FS publishes
+ * them; xattrs kept), and podman runs an image from the client mount, plainly and with
+ * --overlay.
  */
 import {lstat, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -13,15 +15,16 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {busyboxLayer} from '../helpers/busybox.js'
 import {cli} from '../helpers/cli.js'
-import {changeCalls, testRepository, type TestRepository} from '../helpers/cvmfs.js'
+import {changeCalls, testRepository} from '../helpers/cvmfs.js'
 import {exec} from '../helpers/exec.js'
 import {corruptBlob, writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {isolatedPodman} from '../helpers/podman.js'
-import {pushImage, registryAddress} from '../helpers/registry.js'
+import {pushImage, pushLayout, registryAddress} from '../helpers/registry.js'
 import {requireTools} from '../helpers/tools.js'
-import {diffTrees, snapshotTree} from '../helpers/tree.js'
+import {asPublishedToCvmfs, diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
+import {trickyImage} from './tricky-images.js'
 
-let repo: TestRepository
+const repo = testRepository('publish')
 let work: string
 let registry: string
 const run = (args: string[]) => cli(args, {env: repo.env})
@@ -49,16 +52,16 @@ beforeAll(async () => {
   requireTools('skopeo', 'busybox')
   registry = registryAddress()
   work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-cvmfs-e2e-'))
-  repo = await testRepository()
+  await repo.start()
   refA = await push(image('a'), `cvmfs-${unique}/a:1`)
   refB = await push(image('b'), `cvmfs-${unique}/b:1`)
 })
 afterAll(async () => {
-  await repo?.cleanup()
+  await repo.cleanup()
   await rm(work, {recursive: true, force: true})
 })
 
-describe('publish --repo', () => {
+describe(`publish --repo, into the real stratum-0 ${repo.name}`, () => {
   it('opens one transaction per new image, none for an unchanged one, one for a new tag', async () => {
     const out = JSON.parse(await ok(['publish', '--repo', repo.name, '--tls-verify=false', '--json', refA, refB]))
     expect(out.images.map((i: {status: string}) => i.status)).toEqual(['published', 'published'])
@@ -89,17 +92,43 @@ describe('publish --repo', () => {
     expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name} => 0`, `publish ${repo.name} => 0`])
   })
 
-  it('resolves through the read-only mount, and podman runs the image from it', async () => {
+  it('resolves through a plain client mount, and podman runs the image from it, plainly and with --overlay', async () => {
     requireTools('podman', 'runc')
-    const rootfs = (await ok(['resolve', '--root', repo.root, refB])).trim()
-    expect(rootfs.startsWith(repo.root)).toBe(true)
+    const client = await repo.client()
+    const rootfs = (await ok(['resolve', '--root', client, refB])).trim()
+    expect(rootfs.startsWith(`${client}/.flat/`)).toBe(true)
+    const overlay = (await ok(['resolve', '--overlay', '--root', client, refB])).trim()
+    expect(overlay).toBe(`${rootfs}:O`)
     const podman = await isolatedPodman()
     try {
-      const result = await podman.run(['run', '--rm', '--rootfs', rootfs, '/bin/sh', '-c', 'cat /data/which'])
-      expect(result.exitCode, result.stderr).toBe(0)
-      expect(result.stdout).toBe('b\n')
+      const plain = await podman.run(['run', '--rm', '--rootfs', rootfs, '/bin/sh', '-c', 'cat /data/which'])
+      expect(plain.exitCode, plain.stderr).toBe(0)
+      expect(plain.stdout).toBe('b\n')
+      // Writing, as a user the image does not list: only on the overlay.
+      const written = await podman.run(['run', '--rm', '--user', '4242', '--rootfs', overlay, '/bin/sh', '-c', 'echo hi > /tmp/x && cat /tmp/x /data/which && id -u'])
+      expect(written.exitCode, written.stderr).toBe(0)
+      expect(written.stdout).toBe('hi\nb\n4242\n')
     } finally {
       await podman.cleanup()
+    }
+  })
+
+  it('publishes the tricky image as umoci unpacks it, xattrs kept, read through the stratum-0 and a client', async () => {
+    requireTools('umoci', 'getcap')
+    const layout = join(work, 'tricky')
+    await writeOciLayout(layout, [{tag: 'tricky', image: trickyImage()}])
+    const tricky = await pushLayout(layout, 'tricky', registry, `cvmfs-${unique}-tricky/tricky:1`)
+    await repo.clearCalls()
+    const published = JSON.parse(await ok(['publish', '--repo', repo.name, '--tls-verify=false', '--json', tricky])).images[0]
+    expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name} => 0`, `publish ${repo.name} => 0`])
+    const added = new Set<string>(published.added)
+    const theirs = asPublishedToCvmfs(await snapshotTree(await umociUnpack(layout, 'tricky', join(work, 'tricky-bundle'))))
+    for (const root of [repo.root, await repo.client()]) {
+      const rootfs = (await ok(['resolve', '--root', root, tricky])).trim()
+      const ours = await snapshotTree(rootfs, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
+      expect(diffTrees(theirs, asPublishedToCvmfs(ours)), root).toEqual([])
+      expect([...ours.values()].filter((info) => info.hardlink !== undefined), root).toEqual([])
+      expect((await exec('getcap', [join(rootfs, 'caps', 'ping')])).stdout).toMatch(/ (cap_net_raw,cap_setuid|cap_setuid,cap_net_raw)=ep\n$/)
     }
   })
 })
@@ -114,7 +143,7 @@ describe('an error in the middle of an image', () => {
     expect(result.stderr).toContain('Code: E_HOSTILE_TRAVERSAL')
     expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name} => 0`, `abort -f ${repo.name} => 0`])
     expect(diffTrees(before, await snapshotTree(repo.root))).toEqual([])
-    expect((await repo.server(['list'])).stdout).not.toContain('in transaction')
+    expect(await repo.listLine()).not.toContain('in transaction')
   })
 
   it('fails a corrupt blob before any transaction opens', async () => {
@@ -161,6 +190,9 @@ describe('rm and gc --repo', () => {
     expect(done.changes).toBe(1)
     expect(changeCalls(await repo.calls())).toEqual([expect.stringMatching(new RegExp(`^transaction ${repo.name}(/\\S+)? => 0$`)), `publish ${repo.name} => 0`])
     await expect(lstat(flatA)).rejects.toThrow()
+    const client = await repo.client()
+    await expect(lstat(join(client, flatA.slice(repo.root.length)))).rejects.toThrow()
+    expect((await run(['resolve', '--root', client, refA])).exitCode).toBe(3)
     // What is still linked stays.
     const flatB = await flatOf(refB)
     expect(done.deleted.map((i: {path: string}) => join(repo.root, i.path))).not.toContain(flatB)

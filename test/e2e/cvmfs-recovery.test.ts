@@ -1,25 +1,26 @@
 /**
- * The CVMFS transaction backend when things go wrong around it: a publisher killed with
+ * The CVMFS transaction backend, on a real stratum-0 (from the kit), when things go wrong around it: a publisher killed with
  * SIGKILL mid-transaction (the next run aborts that transaction and publishes), SIGTERM
  * mid-transaction (aborted before exiting 143), two publishers started together (they
  * serialise on the repository lock), and a transaction someone else opened (left alone).
  */
 import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {lstat, mkdtemp, readdir, rm} from 'node:fs/promises'
+import {lstat, mkdir, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {BIN, cli} from '../helpers/cli.js'
-import {changeCalls, testRepository, type TestRepository} from '../helpers/cvmfs.js'
+import {BIN, cli, unwrapped} from '../helpers/cli.js'
+import {changeCalls, testRepository} from '../helpers/cvmfs.js'
+import {exec} from '../helpers/exec.js'
 import {versionImage, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushImage, registryAddress} from '../helpers/registry.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
-let repo: TestRepository
+const repo = testRepository('recovery')
 let work: string
 let registry: string
 const unique = Date.now().toString(36)
@@ -55,7 +56,7 @@ beforeAll(async () => {
   requireTools('skopeo')
   registry = registryAddress()
   work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-recovery-'))
-  repo = await testRepository()
+  await repo.start()
   const first = await run(['publish', '--repo', repo.name, '--tls-verify=false', await push(small('v1'), `recovery-${unique}/app:1`)])
   expect(first.exitCode, first.stderr).toBe(0)
   // Big enough that unpacking takes a moment: 16 files of 4 MiB that do not compress.
@@ -63,12 +64,11 @@ beforeAll(async () => {
   big = await push({layers: [...small('big').layers, {entries}]}, `recovery-${unique}/big:1`)
 }, 120_000)
 afterAll(async () => {
-  await repo?.server(['abort', '-f', repo.name])
-  await repo?.cleanup()
+  await repo.cleanup() // aborts a transaction left open
   await rm(work, {recursive: true, force: true})
 })
 
-describe('interrupted publishers', () => {
+describe(`interrupted publishers, on the real stratum-0 ${repo.name}`, () => {
   it('SIGTERM mid-transaction aborts it, exits 143 and leaves the repository as it was', async () => {
     const before = await snapshotTree(repo.root)
     await repo.clearCalls()
@@ -88,7 +88,7 @@ describe('interrupted publishers', () => {
     const publisher = await publishUntilUnpacking(big)
     publisher.child.kill('SIGKILL')
     await publisher.exited
-    expect((await repo.server(['list'])).stdout).toContain('in transaction')
+    expect(await repo.listLine()).toContain('in transaction')
 
     await repo.clearCalls()
     const rerun = await run(['publish', '--repo', repo.name, '--tls-verify=false', big])
@@ -96,9 +96,11 @@ describe('interrupted publishers', () => {
     expect(rerun.stderr).toMatch(/taking over the lock .* left by process \d+/)
     expect(rerun.stderr).toMatch(/left in a transaction by cvmfs-oci process \d+ .*which is gone: aborting/)
     expect(changeCalls(await repo.calls())).toEqual([`abort -f ${repo.name} => 0`, `transaction ${repo.name} => 0`, `publish ${repo.name} => 0`])
-    const rootfs = (await run(['resolve', '--root', repo.root, big])).stdout.trim()
-    expect((await readdir(join(rootfs, 'data'))).length).toBe(16)
-    await expect(lstat(join(repo.root, '.cvmfs-oci'))).rejects.toThrow()
+    for (const root of [repo.root, await repo.client()]) {
+      const rootfs = (await run(['resolve', '--root', root, big])).stdout.trim()
+      expect((await readdir(join(rootfs, 'data'))).length, root).toBe(16)
+      await expect(lstat(join(root, '.cvmfs-oci')), root).rejects.toThrow()
+    }
   })
 
   it('two publishers started together serialise on the lock, and both succeed', async () => {
@@ -117,6 +119,45 @@ describe('interrupted publishers', () => {
     ])
   })
 
+  it('tries cvmfs_server list again when another repository vanishes while list reads them all', async () => {
+    requireTools('unshare')
+    // For this CLI alone (a private mount namespace), /etc/cvmfs/repositories.d holds this
+    // repository and one whose configuration is gone, as while another repository's rmfs
+    // runs: the real cvmfs_server list fails on it (exit 2). The logging wrapper's hook
+    // takes it away again before the second list.
+    const view = join(work, 'repositories.d')
+    await mkdir(join(view, repo.name), {recursive: true})
+    await mkdir(join(view, 'aaa-being-removed.test'))
+    const seen = join(work, 'list-seen')
+    const inNamespace = [
+      'set -e',
+      `mount --bind /etc/cvmfs/repositories.d/${repo.name} ${view}/${repo.name}`,
+      `mount --rbind ${view} /etc/cvmfs/repositories.d`,
+      'exec "$@"',
+    ].join('\n')
+    await repo.clearCalls()
+    const result = await exec(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', inNamespace, 'sh', process.execPath, BIN, 'publish', '--repo', repo.name, '--tls-verify=false', `${registry}/recovery-${unique}/app:1`],
+      {
+        reject: false,
+        env: {
+          ...repo.env,
+          CVMFS_OCI_CONFIG: '/nonexistent/config.json',
+          CVMFS_SERVER_HOOK_VERB: 'list',
+          CVMFS_SERVER_HOOK: `if [ -e ${seen} ]; then rmdir /etc/cvmfs/repositories.d/aaa-being-removed.test 2>/dev/null || true; else touch ${seen}; fi`,
+        },
+      },
+    )
+    expect(result.exitCode, result.stderr).toBe(0)
+    expect(result.stderr).toContain('unchanged')
+    expect((await repo.calls()).filter((call) => call.args[0] === 'list')).toEqual([
+      {args: ['list'], exitCode: 2},
+      {args: ['list'], exitCode: 0},
+      {args: ['list'], exitCode: 0},
+    ])
+  })
+
   it('leaves alone a transaction cvmfs-oci did not open, and says whose it is', async () => {
     expect((await repo.server(['transaction', repo.name])).exitCode).toBe(0)
     try {
@@ -124,7 +165,7 @@ describe('interrupted publishers', () => {
       const result = await run(['publish', '--repo', repo.name, '--tls-verify=false', await push(small('z'), `recovery-${unique}/z:1`)])
       expect(result.exitCode).toBe(6)
       expect(result.stderr).toContain('E_TRANSACTION_OPEN')
-      expect(result.stderr).toContain('is in a transaction that cvmfs-oci')
+      expect(unwrapped(result.stderr)).toContain('is in a transaction that cvmfs-oci did not open')
       expect(changeCalls(await repo.calls())).toEqual([])
     } finally {
       await repo.server(['abort', '-f', repo.name])

@@ -13,27 +13,27 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {busyboxLayer} from '../helpers/busybox.js'
 import {cli, cliOk} from '../helpers/cli.js'
+import {duccConvert, testRepository} from '../helpers/cvmfs.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, type IsolatedPodman} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
-import {duccConvert, mountClient, remountClient, requireStratum0Kit, startStratum0, stopStratum0, uniqueRepoName} from '../helpers/stratum0-kit.js'
 import {requireTools} from '../helpers/tools.js'
 
-describe("podman run --rootfs $(cvmfs-oci resolve IMAGE) on DUCC's roots, through a CVMFS client", () => {
-  const name = uniqueRepoName('resolve')
+const repo = testRepository('ducc-roots')
+
+describe(`podman run --rootfs $(cvmfs-oci resolve IMAGE) on DUCC's roots, through a CVMFS client of ${repo.name}`, () => {
+  const {name} = repo
   let work: string
   let client: string
-  let socket: string
   let podman: IsolatedPodman
   let ref1: string
   let ref2: string
   let hex: string
   const command = ['/bin/sh', '-c', 'cat /data/greeting']
-  const env = () => ({CVMFS_OCI_STATE_DIR: join(work, 'state')})
+  const env = () => repo.env
 
   beforeAll(async () => {
     requireTools('podman', 'runc', 'skopeo', 'busybox')
-    requireStratum0Kit()
     work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-ducc-roots-'))
     const layout = join(work, 'layout')
     const entries = [...busyboxLayer(), {name: 'data/', type: 'directory' as const}, {name: 'data/greeting', content: 'hello from DUCC\n'}]
@@ -41,15 +41,14 @@ describe("podman run --rootfs $(cvmfs-oci resolve IMAGE) on DUCC's roots, throug
     hex = image!.configDigest.slice('sha256:'.length)
     ref1 = await pushLayout(layout, '1', registryAddress(), 'ducc-roots/busybox:1')
     ref2 = await pushLayout(layout, '1', registryAddress(), 'ducc-roots/busybox:2')
-    await startStratum0(name)
+    await repo.start()
     await duccConvert(join(work, 'ducc-tmp'), `http://${ref1}`, name)
-    client = join(work, 'client')
-    socket = await mountClient(name, client)
+    client = await repo.client()
     podman = await isolatedPodman()
   }, 300_000)
   afterAll(async () => {
     await podman?.cleanup()
-    await stopStratum0(name)
+    await repo.cleanup()
     if (work) await rm(work, {recursive: true, force: true})
   }, 120_000)
 
@@ -74,7 +73,7 @@ describe("podman run --rootfs $(cvmfs-oci resolve IMAGE) on DUCC's roots, throug
     const out = JSON.parse(await cliOk(['publish', '--repo', name, '--tls-verify=false', '--json', ref2], {env: env()})) as {images: {status: string; path: string; added: string[]}[]}
     expect(out.images[0]).toMatchObject({status: 'linked', path: join('/cvmfs', name, '.flat', hex.slice(0, 2), hex)})
     expect(out.images[0]!.added).toEqual(expect.arrayContaining(['etc/mtab', 'etc/hostname', 'run', 'run/.containerenv']))
-    await remountClient(socket)
+    await repo.client()
     for (const ref of [ref2, ref1]) {
       const result = await cli(['resolve', '--root', client, ref], {env: env()})
       expect(result.exitCode, result.stderr).toBe(0)

@@ -17,34 +17,35 @@ import {cli, cliOk} from '../helpers/cli.js'
 import {AMD64_IMAGE, ARM64_IMAGE, I386_IMAGE} from '../helpers/multiarch-images.js'
 import {writeOciIndexLayout, type WrittenImage} from '../helpers/oci-layout.js'
 import {isolatedPodman, type IsolatedPodman} from '../helpers/podman.js'
+import {mountExtraClient, publishedRevision, testRepository, type ExtraClient} from '../helpers/cvmfs.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
-import {mountClient, mountExtraClient, publishedRevision, requireStratum0Kit, startStratum0, stopStratum0, uniqueRepoName, type ExtraClient} from '../helpers/stratum0-kit.js'
 import {requireTools} from '../helpers/tools.js'
 
-describe('a multi-platform name through real CVMFS clients', () => {
-  const repoName = uniqueRepoName('multiarch')
+const repo = testRepository('multiarch')
+
+describe(`a multi-platform name through real CVMFS clients of ${repo.name}`, () => {
+  const repoName = repo.name
   let work: string
   let ref: string
   let images: WrittenImage[]
   let client: string
   let i686: ExtraClient | undefined
   let podman: IsolatedPodman
-  const env = () => ({CVMFS_OCI_STATE_DIR: join(work, 'state')})
+  const env = () => repo.env
   const flatIn = (root: string, image: WrittenImage) => join(root, '.flat', image.configDigest.slice(7, 9), image.configDigest.slice(7))
 
   beforeAll(async () => {
     requireTools('skopeo', 'podman', 'runc', 'busybox', 'setarch')
-    requireStratum0Kit()
     work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-multiarch-cvmfs-'))
     images = (await writeOciIndexLayout(join(work, 'layout'), 'multi', [AMD64_IMAGE, ARM64_IMAGE, I386_IMAGE])).images
     ref = await pushLayout(join(work, 'layout'), 'multi', registryAddress(), 'multiarch-cvmfs/box:1')
-    await startStratum0(repoName)
+    await repo.start()
     podman = await isolatedPodman()
   }, 300_000)
   afterAll(async () => {
     await podman?.cleanup()
     await i686?.unmount()
-    await stopStratum0(repoName)
+    await repo.cleanup()
     if (work) await rm(work, {recursive: true, force: true})
   }, 120_000)
 
@@ -62,8 +63,7 @@ describe('a multi-platform name through real CVMFS clients', () => {
   })
 
   it('a default client (CVMFS_ARCH = uname -m = x86_64) lands in the amd64 root; resolve and podman take it', async () => {
-    client = join(work, 'client')
-    await mountClient(repoName, client)
+    client = await repo.client()
     expect(await readlink(join(client, ref))).toBe(`../../.multiarch/x86_64/${ref}`)
     expect(await readFile(join(client, ref, 'data/arch'), 'utf8')).toBe('amd64\n')
     const rootfs = (await cliOk(['resolve', '--root', client, ref], {env: env()})).trim()

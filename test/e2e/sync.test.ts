@@ -12,12 +12,12 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cli} from '../helpers/cli.js'
-import {changeCalls, testRepository, type TestRepository} from '../helpers/cvmfs.js'
+import {changeCalls, testRepository} from '../helpers/cvmfs.js'
 import {versionImage, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushImage, registryAddress} from '../helpers/registry.js'
 import {requireTools} from '../helpers/tools.js'
 
-let repo: TestRepository
+const repo = testRepository('sync')
 let work: string
 let registry: string
 const unique = `sync-${Date.now().toString(36)}`
@@ -39,7 +39,7 @@ beforeAll(async () => {
   requireTools('skopeo')
   registry = registryAddress()
   work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-sync-'))
-  repo = await testRepository()
+  await repo.start()
   for (const tag of ['1.0', '1.1', '2.0']) await push(small(`tool ${tag}`), `${unique}/tool:${tag}`)
   await push(small('other'), `${unique}/other:latest`)
   const broken = small('broken')
@@ -47,11 +47,11 @@ beforeAll(async () => {
   await push(broken, `${unique}/broken:1`)
 })
 afterAll(async () => {
-  await repo?.cleanup()
+  await repo.cleanup()
   await rm(work, {recursive: true, force: true})
 })
 
-describe('sync --repo', () => {
+describe(`sync --repo, into the real stratum-0 ${repo.name}`, () => {
   it('expands tag patterns, survives a broken image, and costs one transaction per new image, none for unchanged ones', async () => {
     const list = await wishlist('wishlist.yaml', repo.name, [`http://${registry}/${unique}/tool:1.*`, `http://${registry}/${unique}/broken:1`, `http://${registry}/${unique}/other:latest`])
     const run = (...args: string[]) => cli(['sync', ...args, list], {env: repo.env})
@@ -82,8 +82,10 @@ describe('sync --repo', () => {
     expect(summary.images.map((i: {reference: string}) => i.reference)).toEqual([`${registry}/${unique}/tool:1.0`, `${registry}/${unique}/tool:1.1`, `${registry}/${unique}/other:latest`])
     // The broken image tried again; nothing else opened a transaction.
     expect(changeCalls(await repo.calls())).toEqual([t, a])
-    for (const tag of ['tool:1.0', 'tool:1.1', 'other:latest']) {
-      expect((await cli(['resolve', '--root', repo.root, `${registry}/${unique}/${tag}`])).exitCode).toBe(0)
+    for (const root of [repo.root, await repo.client()]) {
+      for (const tag of ['tool:1.0', 'tool:1.1', 'other:latest']) {
+        expect((await cli(['resolve', '--root', root, `${registry}/${unique}/${tag}`])).exitCode, `${root}: ${tag}`).toBe(0)
+      }
     }
   })
 

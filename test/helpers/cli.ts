@@ -70,3 +70,8 @@ export async function until(condition: () => boolean | Promise<boolean>, what: s
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }
+
+/** An error message as printed by oclif, with its line wrapping (`\n ›   `) undone; the spaces it kept stay. */
+export function unwrapped(stderr: string): string {
+  return stderr.replace(/\n › {3}/g, '')
+}

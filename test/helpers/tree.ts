@@ -162,6 +162,16 @@ export async function snapshotTree(dir: string, opts: SnapshotOptions = {}): Pro
   return nodes
 }
 
+/**
+ * The same snapshot as CernVM-FS publishes it: every hardlink split into separate files
+ * (link count 1, equal content), which is what a 2.12 repository makes of hardlinks in
+ * transactions and ingests alike. Directory mtimes go too (the repository's own writes
+ * touch them).
+ */
+export function asPublishedToCvmfs(tree: Map<string, NodeInfo>): Map<string, NodeInfo> {
+  return new Map([...tree].map(([rel, info]) => [rel, {...info, hardlink: undefined, mtimeMs: info.type === 'dir' ? undefined : info.mtimeMs}]))
+}
+
 function show(field: keyof NodeInfo, value: unknown): string {
   if (value === undefined) return '(none)'
   if (field === 'mode') return (value as number).toString(8).padStart(4, '0')

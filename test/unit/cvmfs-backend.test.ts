@@ -1,10 +1,10 @@
 /**
- * The CVMFS backend's own pieces against the test repository (stand-in, or a real
- * stratum-0 with CVMFS_OCI_TEST_REPO): the cvmfs_server driver's answers, a change
- * scoped to the directory it touches, the fallback when that directory does not exist
- * yet, the original error winning over the abort, and the tar stream of ingest.
+ * The CVMFS backend's own pieces against a real stratum-0 (from the kit): the
+ * cvmfs_server driver's answers, a change scoped to the directory it touches, the fallback
+ * when that directory does not exist yet, the original error winning over the abort (an
+ * error in the change, and a publish that really fails), and the tar stream of ingest.
  */
-import {lstat, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
@@ -13,32 +13,34 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {abortTransaction, ingest, openTransaction, repositoryStatus} from '../../src/backends/cvmfs-server.js'
 import {CvmfsTransactionBackend} from '../../src/backends/cvmfs-transaction.js'
 import {packTree} from '../../src/backends/tar-pack.js'
-import {VerificationError} from '../../src/errors.js'
+import {ExternalError, VerificationError} from '../../src/errors.js'
 import {silentLogger} from '../../src/log.js'
-import {changeCalls, testRepository, type TestRepository} from '../helpers/cvmfs.js'
+import {changeCalls, testRepository} from '../helpers/cvmfs.js'
+import {exec} from '../helpers/exec.js'
 import {writeRootfs} from '../helpers/rootfs.js'
 import {fileCapability} from '../helpers/tar.js'
-import {diffTrees, snapshotTree} from '../helpers/tree.js'
+import {requireTools} from '../helpers/tools.js'
+import {asPublishedToCvmfs, diffTrees, snapshotTree} from '../helpers/tree.js'
 
-let repo: TestRepository
+const repo = testRepository('backend')
 const saved = {...process.env}
 const logger = silentLogger()
-const top = `backend-${Date.now().toString(36)}`
+const top = 'backend'
 
 beforeAll(async () => {
-  repo = await testRepository()
+  requireTools('chattr')
+  await repo.start()
   // The driver runs the cvmfs_server on PATH, as the CLI does.
   Object.assign(process.env, repo.env)
 })
 afterAll(async () => {
   process.env = saved
-  await repo?.cleanup()
+  await repo.cleanup()
 })
 
-const open = () =>
-  CvmfsTransactionBackend.open(repo.name, {logger, lockTimeoutMs: 0, mount: join(repo.root, '..'), stateDir: process.env.CVMFS_OCI_STATE_DIR ?? '/var/lib/cvmfs-oci'})
+const open = () => CvmfsTransactionBackend.open(repo.name, {logger, lockTimeoutMs: 0, mount: join(repo.root, '..'), stateDir: repo.env.CVMFS_OCI_STATE_DIR!})
 
-describe('the cvmfs_server driver', () => {
+describe(`the cvmfs_server driver, on the real stratum-0 ${repo.name}`, () => {
   it('reads the server: list, a busy repository, a scope that does not exist', async () => {
     expect(await repositoryStatus(repo.name, logger)).toMatchObject({listed: true, inTransaction: false})
     expect(await openTransaction(repo.name, `${top}/missing`, logger)).toBe('no-such-path')
@@ -95,10 +97,35 @@ describe('the transaction backend', () => {
   })
 })
 
+describe('a publish that fails', () => {
+  it('is aborted; the publish error is what the caller gets, and the repository is as it was', async () => {
+    const before = await snapshotTree(repo.root)
+    const txn = join('/srv/cvmfs', repo.name, 'data', 'txn')
+    const backend = await open()
+    try {
+      await repo.clearCalls()
+      // The repository's storage takes no new objects: cvmfs_server publish fails for real.
+      const failing = backend.change([`${top}/a/file`], async (root) => {
+        await writeFile(join(root, top, 'a', 'file'), 'never published\n')
+        await exec('chattr', ['+i', txn])
+      })
+      await expect(failing).rejects.toBeInstanceOf(ExternalError)
+      await expect(failing).rejects.toMatchObject({code: 'E_EXTERNAL', commandExitCode: 1, stderrTail: expect.stringContaining('Synchronization failed')})
+    } finally {
+      await exec('chattr', ['-i', txn])
+      await backend.close()
+    }
+    expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name}/${top}/a => 0`, `publish ${repo.name} => 1`, `abort -f ${repo.name} => 0`])
+    expect(await repo.listLine()).not.toContain('in transaction')
+    expect(diffTrees(before, await snapshotTree(repo.root))).toEqual([])
+  })
+})
+
 describe('the ingest tar stream', () => {
-  it('carries modes, owners, symlinks, hardlinks, devices, FIFOs and binary xattrs into the repository', async () => {
+  it('carries modes, owners, symlinks, devices, FIFOs, long names and its base directory into the repository; hardlinks split, no xattrs', async () => {
     const source = join(await mkdtemp(join(tmpdir(), 'cvmfs-oci-pack-')), 'tree')
     await writeRootfs(source, [
+      {name: './', type: 'directory', mode: 0o750, uid: 1000, gid: 1000},
       {name: 'bin/', type: 'directory'},
       {name: 'bin/tool', content: 'tool\n', mode: 0o4755, uid: 1000, gid: 1000},
       {name: 'bin/same', type: 'link', linkname: 'bin/tool'},
@@ -109,19 +136,25 @@ describe('the ingest tar stream', () => {
       {name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666},
       {name: 'run/', type: 'directory'},
       {name: 'run/pipe', type: 'fifo', mode: 0o600},
+      {name: 'sub/', type: 'directory'},
+      {name: 'sub/.cvmfscatalog', content: ''},
       {name: `long/${'d'.repeat(120)}/${'f'.repeat(150)}`, content: 'long\n'},
       {name: 'naïve/文件', content: 'utf-8\n'},
     ])
-    await ingest(repo.name, {tar: {stream: packTree(source, {logger}), base: `${top}/tree`, catalog: true}, keepOwnership: true}, logger)
-    const sent = await snapshotTree(source)
-    const arrived = await snapshotTree(join(repo.root, top, 'tree'), {exclude: (rel) => rel === '.cvmfscatalog'})
-    for (const tree of [sent, arrived]) for (const info of tree.values()) if (info.type === 'dir') delete info.mtimeMs
-    expect(diffTrees(sent, arrived)).toEqual([])
-    expect(arrived.get('bin/same')?.hardlink).toBe(arrived.get('bin/tool')?.hardlink)
-    expect(arrived.get('bin/ping')?.xattrs['user.note']).toBe('00ff80')
-    await lstat(join(repo.root, top, 'tree', '.cvmfscatalog'))
+    await ingest(repo.name, {tar: {stream: packTree(source, {logger}), base: `${top}/tree`}, keepOwnership: true}, logger)
+    const sent = asPublishedToCvmfs(await snapshotTree(source))
+    const arrived = await snapshotTree(join(repo.root, top, 'tree'))
+    // What ingest cannot carry: the two names of bin/tool are two files now, and bin/ping has no xattrs.
+    expect(diffTrees(sent, asPublishedToCvmfs(arrived))).toEqual(['bin/ping: xattr security.capability 0100000200200000000000000000000000000000 != (none)', 'bin/ping: xattr user.note 00ff80 != (none)'])
+    expect(arrived.get('bin/same')?.hardlink).toBeUndefined()
+    expect(await stat(join(repo.root, top, 'tree'))).toMatchObject({uid: 1000, gid: 1000, mode: 0o40750}) // its ./ entry
+    expect((await exec('cvmfs_server', ['list-catalogs', repo.name])).stdout).toContain(`/${top}/tree/sub\n`)
     await ingest(repo.name, {delete: [top]}, logger)
     await expect(lstat(join(repo.root, top))).rejects.toThrow()
     await rm(dirname(source), {recursive: true, force: true})
+  })
+
+  it('refuses to ask ingest -d for a path with ":" (it would silently stay)', async () => {
+    await expect(ingest(repo.name, {delete: ['registry:5000/app:1']}, logger)).rejects.toMatchObject({code: 'E_BUG'})
   })
 })
