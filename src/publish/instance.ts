@@ -10,7 +10,7 @@ import {join} from 'node:path'
 
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
-import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
+import {copyToDir, copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readDirLayout, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {blobRel, digestHex} from '../layout/paths.js'
 import type {ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'
@@ -66,24 +66,43 @@ export async function pinInstance(source: ImageSource, top: Top, descriptor: Des
 }
 
 /**
- * Copy the instance into `<dir>/image` (a `dir:` layout) and return its manifest bytes,
- * which must be the ones inspected (or carry the digest the index gave).
+ * Where {@link fetchInstance} puts the blob of `digest`: in `<dir>/image`, a `dir:`
+ * layout, or an `oci:` one when blobs were skipped.
+ */
+export function fetchedBlobPath(dir: string, skip: readonly SkippedBlob[] = []): (digest: string) => string {
+  const image = join(dir, 'image')
+  return skip.length > 0 ? (digest) => ociBlobPath(image, digestHex(digest)) : (digest) => join(image, digestHex(digest))
+}
+
+/**
+ * Copy the instance into `<dir>/image` and return its manifest bytes, which must be the
+ * ones inspected (or carry the digest the index gave). The blobs in `skip` (those of
+ * layers a published root already holds) are not fetched.
  */
 export async function fetchInstance(
   source: ImageSource,
   chosen: Chosen,
   dir: string,
-  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal},
+  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal; skip?: readonly SkippedBlob[]},
 ): Promise<Buffer> {
-  options.logger.info(`${source.input}: downloading${chosen.indexDigest ? ` (${formatPlatform(chosen.skopeoPlatform)})` : ''}`)
+  const skip = options.skip ?? []
+  const what = [chosen.indexDigest ? formatPlatform(chosen.skopeoPlatform) : '', skip.length > 0 ? `${skip.length} layer(s) not needed` : ''].filter(Boolean).join('; ')
+  options.logger.info(`${source.input}: downloading${what ? ` (${what})` : ''}`)
   await mkdir(dir, {recursive: true})
-  await copyToDir(chosen.copyRef, join(dir, 'image'), options.registry, chosen.skopeoPlatform, options.logger, options.signal)
-  const layout = await readDirLayout(join(dir, 'image'))
-  if (chosen.manifestBytes && !layout.manifest.equals(chosen.manifestBytes)) {
+  const image = join(dir, 'image')
+  let manifest: Buffer
+  if (skip.length > 0) {
+    await copyToOciLayout(chosen.copyRef, image, skip, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+    manifest = await readOciLayoutManifest(image)
+  } else {
+    await copyToDir(chosen.copyRef, image, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+    manifest = (await readDirLayout(image)).manifest
+  }
+  if (chosen.manifestBytes && !manifest.equals(chosen.manifestBytes)) {
     throw new VerificationError(`${source.input}: the manifest copied differs from the manifest inspected`, {code: 'E_MANIFEST_CHANGED', hint: 'The tag moved while publishing; try again.'})
   }
-  if (chosen.manifestDigest) verifyDigest(layout.manifest, chosen.manifestDigest, `manifest of ${source.input}`)
-  return layout.manifest
+  if (chosen.manifestDigest) verifyDigest(manifest, chosen.manifestDigest, `manifest of ${source.input}`)
+  return manifest
 }
 
 /** The manifest of an instance: parsed, and never an index itself. */

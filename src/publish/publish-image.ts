@@ -13,7 +13,7 @@ import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
-import {inspectConfigRaw, type RegistryOptions} from '../fetch/skopeo.js'
+import {inspectConfigRaw, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
 import {removeOtherForms} from '../layout/multiarch.js'
 import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
@@ -27,8 +27,8 @@ import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {choosePlatform, choosePlatforms, formatPlatform, hostPlatform, parsePlatformRequest, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
-import {buildFlatRoot} from './build-root.js'
-import {fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
+import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {publishPlatforms} from './publish-platforms.js'
 import {checkPlatform, checkPlatformListed} from './verify.js'
 
@@ -119,9 +119,10 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let manifestBytes = chosen.manifestBytes
     let configBytes: Buffer | undefined
     let fetched = false
-    const fetchAll = async () => {
+    let overlap = false
+    const fetchAll = async (skip: readonly SkippedBlob[] = []) => {
       const signal = options.signal ? AbortSignal.any([options.signal, stopDownload.signal]) : stopDownload.signal
-      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal})
+      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal, skip})
       fetched = true
     }
     if (!manifestBytes) await fetchAll()
@@ -151,8 +152,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       // Unpack each layer as soon as skopeo has it: download and unpacking overlap.
       // (Only where no transaction is held open meanwhile: plain directories.)
       configBytes = await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
-      download = fetchAll()
-      download.catch(() => {})
+      overlap = true
     } else {
       if (!fetched) await fetchAll()
       configBytes = await fetchedConfig(temp.path, configDigest, source.input)
@@ -160,6 +160,14 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     const config: ImageConfig = verifiedConfig(configBytes, manifest, source.input)
     if (options.platforms) checkPlatformListed(config, options.platforms, source.input)
     else checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
+    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
+    const plan = flatExists ? undefined : await planRoot(root, manifest, config, source.input, {logger, reuseBaseRoots})
+    // From a registry, fetch only the layers the merge needs (not those a published root holds).
+    const skip = plan && overlap && source.transport === 'docker' ? blobsHeld(plan) : []
+    if (overlap) {
+      download = fetchAll(skip)
+      download.catch(() => {})
+    }
 
     // The name may have been published for several platforms: its .multiarch entries go too.
     const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
@@ -176,8 +184,10 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       } else {
         const stats = await buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {
           ...options,
-          reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true,
+          reuseBaseRoots,
           download,
+          plan,
+          blobPath: fetchedBlobPath(temp.path, skip),
         })
         size = stats.size
         added = stats.added

@@ -14,6 +14,7 @@ import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
+import {inspectConfigRaw, type SkippedBlob} from '../fetch/skopeo.js'
 import {ARCH_VARIABLE} from '../layout/paths.js'
 import {pathExists} from '../layout/exists.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
@@ -27,8 +28,8 @@ import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {formatPlatform, hostPlatform, multiarchDir, type PlatformSpec} from '../oci/platform.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
-import {buildFlatRoot} from './build-root.js'
-import {fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
+import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
 import {checkPlatform} from './verify.js'
 
@@ -53,6 +54,9 @@ interface Item {
   config?: ImageConfig
   size: number
   added: string[]
+  /** How its root is built, and the blobs not fetched for it. */
+  plan?: RootPlan
+  skip?: SkippedBlob[]
 }
 
 /**
@@ -81,16 +85,27 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     }
     if (options.dryRun) return result(items.some((item) => !item.flatExists) ? 'published' : 'linked')
 
+    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
     for (const item of items) {
       if (item.flatExists) {
         item.configBytes = await keptConfig(root, item.configDigest, item.chosen, options.registry, logger)
+      } else if (!item.fetched && reuseBaseRoots && source.transport === 'docker') {
+        // From a registry onto a published base: the config first, to fetch only the layers the merge needs.
+        item.configBytes = await inspectConfigRaw(item.chosen.copyRef, options.registry, item.chosen.skopeoPlatform, logger)
       } else {
         if (!item.fetched) await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal})
         item.configBytes = await fetchedConfig(item.dir, item.configDigest, item.label)
+        item.fetched = true
       }
       item.config = verifiedConfig(item.configBytes, item.manifest, item.label)
       // The index said which platform this is; its config must agree.
       checkPlatform(item.config, item.platform, true, item.label, logger)
+      if (item.flatExists) continue
+      item.plan = await planRoot(root, item.manifest, item.config, item.label, {logger, reuseBaseRoots})
+      if (!item.fetched) {
+        item.skip = blobsHeld(item.plan)
+        await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal, skip: item.skip})
+      }
     }
 
     const paths = [...items.map((item) => item.flatRel), name, metadataDirRel(name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
@@ -101,7 +116,12 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
           item.added = await addRuntimeFiles(join(writeRoot, item.flatRel), item.config!.config)
           item.size = (await readFlatRecord(writeRoot, item.configDigest))?.size ?? 0
         } else {
-          const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {...options, reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true})
+          const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {
+            ...options,
+            reuseBaseRoots,
+            plan: item.plan,
+            blobPath: fetchedBlobPath(item.dir, item.skip),
+          })
           item.size = stats.size
           item.added = stats.added
         }
