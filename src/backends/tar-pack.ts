@@ -22,7 +22,7 @@ import {pipeline} from 'node:stream/promises'
 import tar, {type Header, type Pack} from 'tar-stream'
 
 import type {Logger} from '../log.js'
-import {XATTR_PREFIX} from '../unpack/tar-reader.js'
+import {XATTR_PREFIX} from '../unpack/tar-parser.js'
 import {readXattrTree, type XattrTable} from '../unpack/xattrs.js'
 
 const require = createRequire(import.meta.url)

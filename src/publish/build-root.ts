@@ -2,7 +2,7 @@
  * Build one flat root: the merge of an image's layers in a staging directory inside
  * the repository, renamed into `.flat/<hh>/<config hex>` only when complete.
  */
-import {existsSync} from 'node:fs'
+import {existsSync, lstatSync} from 'node:fs'
 import {mkdir, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -84,6 +84,16 @@ export function blobsHeld(plan: RootPlan): SkippedBlob[] {
   return [...held.values()]
 }
 
+/** Bytes of the regular files among `added` (paths relative to `root`). */
+function addedBytes(root: string, added: readonly string[]): number {
+  let bytes = 0
+  for (const rel of added) {
+    const stat = lstatSync(join(root, rel), {throwIfNoEntry: false})
+    if (stat?.isFile()) bytes += stat.size
+  }
+  return bytes
+}
+
 /**
  * Merge the layers into staging (from a published base root where one holds the
  * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
@@ -137,8 +147,9 @@ export async function buildFlatRoot(
     const flat = join(root, flatRootRel(configDigest))
     await mkdir(join(flat, '..'), {recursive: true})
     await rename(staging, flat)
-    // What the root holds (not what was written: upper layers overwrite lower files).
-    const size = treeBytes(flat)
+    // What the root holds (not what was written: upper layers overwrite lower files), as
+    // the merge counted it, plus what was added; measured where it started from a clone.
+    const size = stats.treeBytes === undefined ? treeBytes(flat) : stats.treeBytes + addedBytes(flat, added)
     await writeFlatRecord(root, {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()})
     return {size, added}
   } finally {

@@ -28,7 +28,7 @@ export function cloneTree(source: string, state: MergeState, skip: ReadonlySet<s
       if (child.isDirectory()) {
         const stat = lstatSync(src)
         mkdirSync(dest, {mode: 0o700})
-        state.dirs.set(dest, {mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtime})
+        state.dirs.set(dest, {mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtimeMs / 1000})
         walk(src, dest, childRel)
       } else {
         linkSync(src, dest)

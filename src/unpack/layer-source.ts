@@ -9,7 +9,8 @@
 import {createHash, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {open} from 'node:fs/promises'
-import {PassThrough, Transform, type Readable} from 'node:stream'
+import {Transform, type Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import * as zlib from 'node:zlib'
 
 import {UserError, VerificationError} from '../errors.js'
@@ -50,12 +51,14 @@ export interface LayerExpectation {
 
 export interface OpenedLayer {
   compression: Compression
-  /** The stages to pipe, in order: blob → … → tar bytes. */
-  stages: [Readable, ...Transform[]]
+  /** The uncompressed tar bytes, hashed for the DiffID as they are taken. */
+  chunks: AsyncIterable<Buffer>
   /** Throws VerificationError unless digest, size and DiffID all match. */
   verify(): void
   /** Uncompressed bytes seen so far. */
   tarBytes(): number
+  /** Stop reading (after an error elsewhere). */
+  destroy(): void
 }
 
 /** zstd needs Node.js ≥ 22.15 (zlib.createZstdDecompress). */
@@ -84,19 +87,30 @@ export async function openLayer(
     await handle.close()
   }
   const compression = sniffCompression(head.subarray(0, headBytes))
+  const decompress: Transform | undefined =
+    compression === 'gzip' ? zlib.createGunzip({chunkSize: 1 << 18}) : compression === 'zstd' ? zstdDecompressor(expect.label) : undefined
   const source = createReadStream(blobPath, {highWaterMark: 1 << 20})
   const compressedTap = new HashTap(onCompressedBytes)
-  const decompress: Transform =
-    compression === 'gzip'
-      ? zlib.createGunzip({chunkSize: 1 << 17})
-      : compression === 'zstd'
-        ? zstdDecompressor(expect.label)
-        : new PassThrough()
-  const tarTap = new HashTap()
+  const stages: [Readable, ...Transform[]] = decompress ? [source, compressedTap, decompress] : [source, compressedTap]
+  const last = stages[stages.length - 1]!
+  // Errors of any stage reach the last one, whose iteration then throws.
+  pipeline(stages).catch(() => {})
+  const tarHash = createHash('sha256')
+  let tarBytes = 0
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for await (const chunk of last as AsyncIterable<Buffer>) {
+      tarHash.update(chunk)
+      tarBytes += chunk.length
+      yield chunk
+    }
+  }
   return {
     compression,
-    stages: [source, compressedTap, decompress, tarTap],
-    tarBytes: () => tarTap.bytes,
+    chunks: chunks(),
+    tarBytes: () => tarBytes,
+    destroy: () => {
+      for (const stage of stages) stage.destroy()
+    },
     verify() {
       const digest = `sha256:${compressedTap.hash.digest('hex')}`
       if (compressedTap.bytes !== expect.size) {
@@ -111,7 +125,7 @@ export async function openLayer(
           hint: 'The blob does not match the manifest; the registry or the archive is corrupt or was tampered with.',
         })
       }
-      const diffId = `sha256:${tarTap.hash.digest('hex')}`
+      const diffId = `sha256:${tarHash.digest('hex')}`
       if (diffId !== expect.diffId) {
         throw new VerificationError(`layer ${expect.label}: diffid mismatch: got ${diffId} expected ${expect.diffId}`, {
           code: 'E_DIFFID_MISMATCH',
