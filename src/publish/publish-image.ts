@@ -27,6 +27,7 @@ import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {choosePlatform, choosePlatforms, formatPlatform, hostPlatform, parsePlatformRequest, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
+import {anyBaseRoot} from './base-root.js'
 import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {publishPlatforms} from './publish-platforms.js'
@@ -120,11 +121,18 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let configBytes: Buffer | undefined
     let fetched = false
     let overlap = false
-    const fetchAll = async (skip: readonly SkippedBlob[] = []) => {
+    let skip: readonly SkippedBlob[] = []
+    const fetchAll = async (skipping: readonly SkippedBlob[] = []) => {
       const signal = options.signal ? AbortSignal.any([options.signal, stopDownload.signal]) : stopDownload.signal
+      skip = skipping
       manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal, skip})
       fetched = true
     }
+    const startDownload = (skipping: readonly SkippedBlob[]) => {
+      download = fetchAll(skipping)
+      download.catch(() => {})
+    }
+    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
     if (!manifestBytes) await fetchAll()
     const manifestDigest = sha256Digest(manifestBytes!)
     const manifest: ImageManifest = instanceManifest(manifestBytes!, source.input)
@@ -151,8 +159,11 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     } else if (!fetched && manifestBytes && backend.downloadDuringChange) {
       // Unpack each layer as soon as skopeo has it: download and unpacking overlap.
       // (Only where no transaction is held open meanwhile: plain directories.)
-      configBytes = await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
       overlap = true
+      // Where no published root can be a base, nothing is left out of the download: it
+      // starts at once, beside the config's own request.
+      if (!(reuseBaseRoots && (await anyBaseRoot(root)))) startDownload([])
+      configBytes = await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
     } else {
       if (!fetched) await fetchAll()
       configBytes = await fetchedConfig(temp.path, configDigest, source.input)
@@ -160,14 +171,9 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     const config: ImageConfig = verifiedConfig(configBytes, manifest, source.input)
     if (options.platforms) checkPlatformListed(config, options.platforms, source.input)
     else checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
-    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
     const plan = flatExists ? undefined : await planRoot(root, manifest, config, source.input, {logger, reuseBaseRoots})
     // From a registry, fetch only the layers the merge needs (not those a published root holds).
-    const skip = plan && overlap && source.transport === 'docker' ? blobsHeld(plan) : []
-    if (overlap) {
-      download = fetchAll(skip)
-      download.catch(() => {})
-    }
+    if (overlap && !download) startDownload(plan && source.transport === 'docker' ? blobsHeld(plan) : [])
 
     // The name may have been published for several platforms: its .multiarch entries go too.
     const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]

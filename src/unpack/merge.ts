@@ -10,6 +10,7 @@ import {CvmfsOciError, VerificationError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {LayerApplier, MergeState} from './apply-entry.js'
 import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
+import {LayerReader} from './layer-worker.js'
 import {TarFormatError, TarParser} from './tar-parser.js'
 import {cloneTree} from './clone-tree.js'
 import {applyXattrs, readXattrTree} from './xattrs.js'
@@ -55,14 +56,17 @@ export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
   const state = new MergeState(options.root, isRoot, options.logger)
   // Files are created with their final permission bits (see apply-entry.ts).
   const umask = process.umask(0)
+  // Started first: its thread comes up while the base is cloned or the first blob downloads.
+  const reader = new LayerReader()
   try {
-    return await mergeInto(state, options)
+    return await mergeInto(state, reader, options)
   } finally {
     process.umask(umask)
+    await reader.close()
   }
 }
 
-async function mergeInto(state: MergeState, options: MergeOptions): Promise<MergeStats> {
+async function mergeInto(state: MergeState, reader: LayerReader, options: MergeOptions): Promise<MergeStats> {
   const compressions: Compression[] = []
   let tarBytes = 0
   if (options.base) {
@@ -78,7 +82,7 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
     const waitStart = performance.now()
     await options.waitForBlob?.(input.blobPath)
     const applyStart = performance.now()
-    const layer = await openLayer(input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
+    const layer = await openLayer(reader, input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
     compressions.push(layer.compression)
     const applier = new LayerApplier(state, input.expect.label, index > 0 || options.base !== undefined)
     const parser = new TarParser()
@@ -94,6 +98,8 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
             if (pending) await pending
           }
         }
+        // The piece goes back to the reader, which fills it again.
+        parser.release()
       }
       parser.end()
     } catch (error) {

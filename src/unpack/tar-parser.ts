@@ -224,6 +224,19 @@ export class TarParser {
     }
   }
 
+  /**
+   * Copy the bytes still held (at most an unfinished header), so that the chunks pushed
+   * so far may be reused by their owner. Call it once {@link next} returned undefined.
+   */
+  release(): void {
+    if (this.chunks.length === 0) return
+    const rest = Buffer.allocUnsafe(this.buffered)
+    let filled = 0
+    for (const [i, chunk] of this.chunks.entries()) filled += chunk.copy(rest, filled, i === 0 ? this.offset : 0)
+    this.chunks = [rest]
+    this.offset = 0
+  }
+
   /** The input ended: throws unless it ended between entries. */
   end(): void {
     if (this.buffered > 0 || this.dataLeft > 0 || this.skipLeft > 0 || this.longHeader || this.inEntry) {

@@ -15,7 +15,11 @@ interface Parsed {
   data: Buffer
 }
 
-/** Parse `tar` fed in chunks of the sizes `cut` gives, in order. */
+/**
+ * Parse `tar` fed in chunks of the sizes `cut` gives, in order. Each chunk is a copy
+ * that is overwritten once its events were taken (as the layer reader reuses its
+ * pieces), so whatever the parser kept without release() would show up as garbage.
+ */
 function parse(tar: Buffer, cut: (i: number) => number = () => tar.length): Parsed[] {
   const parser = new TarParser()
   const out: Parsed[] = []
@@ -34,9 +38,12 @@ function parse(tar: Buffer, cut: (i: number) => number = () => tar.length): Pars
   }
   for (let offset = 0, i = 0; offset < tar.length; i++) {
     const n = Math.max(1, cut(i))
-    parser.push(tar.subarray(offset, offset + n))
+    const piece = Buffer.from(tar.subarray(offset, offset + n))
+    parser.push(piece)
     offset += n
     drain()
+    parser.release()
+    piece.fill(0xee)
   }
   parser.end()
   expect(current).toBeUndefined()
