@@ -16,7 +16,8 @@ export abstract class BaseCommand extends Command {
   }
 
   protected makeLogger(flags: {debug?: boolean; quiet?: boolean; timestamps?: boolean}): Logger {
-    return new Logger({level: flags.debug ? 'debug' : flags.quiet ? 'warn' : 'info', timestamps: flags.timestamps})
+    // --json output is for programs: no live progress lines then, even on a terminal.
+    return new Logger({level: flags.debug ? 'debug' : flags.quiet ? 'warn' : 'info', timestamps: flags.timestamps, live: this.jsonEnabled() ? false : undefined})
   }
 
   protected override async catch(error: Error & {exitCode?: number; oclif?: unknown}): Promise<unknown> {

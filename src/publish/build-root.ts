@@ -19,6 +19,7 @@ import {isForeignLayer} from '../oci/media-types.js'
 import {mergeLayers} from '../unpack/merge.js'
 import {treeBytes} from '../unpack/tree-bytes.js'
 import {findBaseRoot, type BaseRoot} from './base-root.js'
+import type {PublishProgress} from './progress.js'
 import type {PublishOptions} from './publish-image.js'
 
 /** Resolve once skopeo has renamed a blob into place (it writes under a temporary name first). */
@@ -111,6 +112,8 @@ export async function buildFlatRoot(
     plan?: RootPlan
     /** Where the blob of a layer digest is (default: the `dir:` layout in `<tempPath>/image`). */
     blobPath?: (digest: string) => string
+    /** The live line on a terminal. */
+    progress?: PublishProgress
   },
 ): Promise<{size: number; added: string[]}> {
   const {logger} = options
@@ -119,7 +122,6 @@ export async function buildFlatRoot(
   const {layers, chains, base, todo} = options.plan ?? (await planRoot(root, manifest, config, what, options))
   const blobPath = options.blobPath ?? ((digest: string) => join(tempPath, 'image', digestHex(digest)))
   const total = todo.reduce((sum, {layer}) => sum + layer.size, 0)
-  let done = 0
   await mkdir(staging, {recursive: true})
   try {
     if (base) logger.info(`${what}: starting from ${flatRootRel(base.configDigest)}, which holds ${base.layers} of its ${layers.length} layer(s)`)
@@ -134,10 +136,7 @@ export async function buildFlatRoot(
         blobPath: blobPath(layer.digest),
         expect: {digest: layer.digest, size: layer.size, diffId, label: `${index + 1}/${manifest.layers.length} (${layer.digest.slice(0, 19)})`},
       })),
-      onProgress: (index, bytes) => {
-        done += bytes
-        logger.progress(`${what}: layer ${todo[index]!.index + 1}/${manifest.layers.length}  ${formatBytes(done)} / ${formatBytes(total)}`)
-      },
+      onProgress: (index, bytes) => options.progress?.merged(bytes, total, todo[index]!.index + 1, manifest.layers.length),
     })
     // The download's own checks (the manifest it wrote) decide before anything is renamed into place.
     await options.download

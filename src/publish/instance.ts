@@ -14,6 +14,7 @@ import {copyToDir, copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, r
 import {blobRel, digestHex} from '../layout/paths.js'
 import type {ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'
+import type {PublishProgress} from './progress.js'
 import {sha256Digest} from '../oci/digest.js'
 import {parseConfig, parseManifestOrIndex, type Descriptor, type ImageConfig, type ImageManifest, type ManifestOrIndex} from '../oci/documents.js'
 import {formatPlatform, type PlatformSpec} from '../oci/platform.js'
@@ -83,26 +84,46 @@ export async function fetchInstance(
   source: ImageSource,
   chosen: Chosen,
   dir: string,
-  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal; skip?: readonly SkippedBlob[]},
+  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal; skip?: readonly SkippedBlob[]; progress?: PublishProgress},
 ): Promise<Buffer> {
   const skip = options.skip ?? []
   const what = [chosen.indexDigest ? formatPlatform(chosen.skopeoPlatform) : '', skip.length > 0 ? `${skip.length} layer(s) not needed` : ''].filter(Boolean).join('; ')
   options.logger.info(`${source.input}: downloading${what ? ` (${what})` : ''}`)
   await mkdir(dir, {recursive: true})
   const image = join(dir, 'image')
+  const stopWatching = options.progress?.watchDownload(image, downloadBytes(chosen.manifestBytes, skip), new Set(skip.map((blob) => digestHex(blob.digest))))
   let manifest: Buffer
-  if (skip.length > 0) {
-    await copyToOciLayout(chosen.copyRef, image, skip, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
-    manifest = await readOciLayoutManifest(image)
-  } else {
-    await copyToDir(chosen.copyRef, image, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
-    manifest = (await readDirLayout(image)).manifest
+  try {
+    if (skip.length > 0) {
+      await copyToOciLayout(chosen.copyRef, image, skip, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+      manifest = await readOciLayoutManifest(image)
+    } else {
+      await copyToDir(chosen.copyRef, image, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+      manifest = (await readDirLayout(image)).manifest
+    }
+  } catch (error) {
+    stopWatching?.(false)
+    throw error
   }
+  stopWatching?.(true)
   if (chosen.manifestBytes && !manifest.equals(chosen.manifestBytes)) {
     throw new VerificationError(`${source.input}: the manifest copied differs from the manifest inspected`, {code: 'E_MANIFEST_CHANGED', hint: 'The tag moved while publishing; try again.'})
   }
   if (chosen.manifestDigest) verifyDigest(manifest, chosen.manifestDigest, `manifest of ${source.input}`)
   return manifest
+}
+
+/** What a copy of the manifest's blobs brings, but those skipped (unknown without the manifest). */
+function downloadBytes(manifestBytes: Buffer | undefined, skip: readonly SkippedBlob[]): number | undefined {
+  if (!manifestBytes) return undefined
+  try {
+    const manifest = JSON.parse(manifestBytes.toString('utf8')) as {config?: {size?: number}; layers?: {digest?: string; size?: number}[]}
+    const skipped = new Set(skip.map((blob) => blob.digest))
+    const layers = new Map((manifest.layers ?? []).filter((layer) => !skipped.has(layer.digest ?? '')).map((layer) => [layer.digest, layer.size ?? 0]))
+    return (manifest.config?.size ?? 0) + [...layers.values()].reduce((sum, size) => sum + size, 0)
+  } catch {
+    return undefined // an index, or not JSON: checked elsewhere
+  }
 }
 
 /** The manifest of an instance: parsed, and never an index itself. */

@@ -30,6 +30,7 @@ import {formatReference} from '../reference/reference.js'
 import {anyBaseRoot} from './base-root.js'
 import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {PublishProgress} from './progress.js'
 import {publishPlatforms} from './publish-platforms.js'
 import {checkPlatform, checkPlatformListed} from './verify.js'
 
@@ -113,6 +114,8 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
   }
   const chosen = await choose(source, top, options)
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
+  // On a terminal: the live line of the download and the merge.
+  const progress = new PublishProgress(logger, source.input)
   // A download running while layers are unpacked (see below), stopped if anything fails.
   let download: Promise<void> | undefined
   const stopDownload = new AbortController()
@@ -125,7 +128,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     const fetchAll = async (skipping: readonly SkippedBlob[] = []) => {
       const signal = options.signal ? AbortSignal.any([options.signal, stopDownload.signal]) : stopDownload.signal
       skip = skipping
-      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal, skip})
+      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal, skip, progress})
       fetched = true
     }
     const startDownload = (skipping: readonly SkippedBlob[]) => {
@@ -194,6 +197,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
           download,
           plan,
           blobPath: fetchedBlobPath(temp.path, skip),
+          progress,
         })
         size = stats.size
         added = stats.added
@@ -231,6 +235,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       }
     }
   } finally {
+    progress.end()
     if (download) {
       stopDownload.abort()
       await download.catch(() => {})

@@ -31,6 +31,7 @@ import {formatReference} from '../reference/reference.js'
 import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
+import {PublishProgress} from './progress.js'
 import {checkPlatform} from './verify.js'
 
 /** One platform on its way into the repository. */
@@ -57,6 +58,8 @@ interface Item {
   /** How its root is built, and the blobs not fetched for it. */
   plan?: RootPlan
   skip?: SkippedBlob[]
+  /** Its live line on a terminal. */
+  progress: PublishProgress
 }
 
 /**
@@ -93,7 +96,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
         // From a registry onto a published base: the config first, to fetch only the layers the merge needs.
         item.configBytes = await inspectConfigRaw(item.chosen.copyRef, options.registry, item.chosen.skopeoPlatform, logger)
       } else {
-        if (!item.fetched) await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal})
+        if (!item.fetched) await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal, progress: item.progress})
         item.configBytes = await fetchedConfig(item.dir, item.configDigest, item.label)
         item.fetched = true
       }
@@ -104,7 +107,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
       item.plan = await planRoot(root, item.manifest, item.config, item.label, {logger, reuseBaseRoots})
       if (!item.fetched) {
         item.skip = blobsHeld(item.plan)
-        await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal, skip: item.skip})
+        await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal, skip: item.skip, progress: item.progress})
       }
     }
 
@@ -121,7 +124,9 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
             reuseBaseRoots,
             plan: item.plan,
             blobPath: fetchedBlobPath(item.dir, item.skip),
+            progress: item.progress,
           })
+          item.progress.end()
           item.size = stats.size
           item.added = stats.added
         }
@@ -170,6 +175,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
       }
     }
   } finally {
+    logger.clearProgress()
     await temp.cleanup()
   }
 
@@ -190,7 +196,8 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     const target = await readlink(join(root, multiarchLinkRel(arch, name))).catch(() => undefined)
     const linked = flatExists && leadsTo(target, multiarchLinkTarget(arch, name, configDigest), flatRel) && (await pathExists(join(root, multiarchMetadataDirRel(arch, name), DUCC_MANIFEST)))
     const size = flatExists ? ((await readFlatRecord(root, configDigest))?.size ?? 0) : 0
-    return {arch, platform: spec, label, chosen, dir, fetched, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifest, configDigest, flatRel, flatExists, linked, size, added: []}
+    const progress = new PublishProgress(logger, label)
+    return {arch, platform: spec, label, chosen, dir, fetched, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifest, configDigest, flatRel, flatExists, linked, size, added: [], progress}
   }
 
   /** No other platform, no single-platform metadata and no stale alias is left beside these. */

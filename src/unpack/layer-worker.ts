@@ -172,6 +172,10 @@ export class LayerReader {
           onCompressed?.(message.compressed - compressedSeen)
           compressedSeen = message.compressed
           yield Buffer.from(message.data, 0, message.length)
+          // Back to the event loop before the next piece: Node.js delivers up to a
+          // thousand queued messages in one go, and timers (the progress line) and
+          // signals would wait for the whole layer.
+          await new Promise((resolve) => setImmediate(resolve))
           // The merge took that piece's entries (the parser copies what it keeps of an
           // unfinished header): it goes back to the worker, which may send another.
           worker.postMessage({type: 'ack', id, data: message.data}, [message.data])

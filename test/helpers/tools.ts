@@ -33,6 +33,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   bash: 'bash',
   tar: 'tar',
   mknod: 'coreutils',
+  script: 'bsdutils',
+  stty: 'coreutils',
   zstd: 'zstd',
 }
 
