@@ -160,7 +160,7 @@ export class LayerApplier {
       return undefined
     }
     if (whiteout.kind === 'opaque') {
-      const dir = state.fs.abs(state.fs.resolveDir(parentComponents, header.name, this.label))
+      const dir = state.fs.resolveDirPath(parentComponents, header.name, this.label)
       this.markTouched(dir)
       this.dropLowerChildren(dir)
       return undefined
@@ -175,7 +175,7 @@ export class LayerApplier {
       return undefined
     }
 
-    const path = join(state.fs.abs(state.fs.resolveDir(parentComponents, header.name, this.label)), base)
+    const path = `${state.fs.resolveDirPath(parentComponents, header.name, this.label)}/${base}`
     if (this.hasLower) this.markTouched(path)
     switch (header.type) {
       case 'directory':

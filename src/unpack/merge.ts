@@ -4,7 +4,7 @@
  * staging directory: nothing here is visible to readers until the caller renames it.
  */
 import {chmodSync, lchownSync, lstatSync, lutimesSync} from 'node:fs'
-import {join, relative} from 'node:path'
+import {join, relative, resolve} from 'node:path'
 
 import {CvmfsOciError, VerificationError} from '../errors.js'
 import type {Logger} from '../log.js'
@@ -53,7 +53,8 @@ export interface MergeStats {
 
 export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
   const isRoot = options.isRoot ?? process.getuid?.() === 0
-  const state = new MergeState(options.root, isRoot, options.logger)
+  // Absolute and without a trailing slash: paths below it are built by concatenation.
+  const state = new MergeState(resolve(options.root), isRoot, options.logger)
   // Files are created with their final permission bits (see apply-entry.ts).
   const umask = process.umask(0)
   // Started first: its thread comes up while the base is cloned or the first blob downloads.
