@@ -9,7 +9,8 @@
  * `--preserve-digests` that destination keeps manifests byte for byte too, Docker
  * schema 2 ones included (test/e2e/publish-republish.test.ts).
  */
-import {mkdir, open, readFile, writeFile} from 'node:fs/promises'
+import {closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync} from 'node:fs'
+import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {ExternalError, NotFoundError, UserError, VerificationError} from '../errors.js'
@@ -108,12 +109,18 @@ export async function copyToOciLayout(
   logger: Logger,
   signal?: AbortSignal,
 ): Promise<void> {
+  // Synchronous, like the spawn below: the download starts before the caller goes on
+  // (to a clone of a published root that keeps the event loop busy).
   const blobs = join(dest, 'blobs', 'sha256')
-  await mkdir(blobs, {recursive: true})
-  await writeFile(join(dest, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
+  mkdirSync(blobs, {recursive: true})
+  writeFileSync(join(dest, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
   for (const blob of skip) {
-    const file = await open(join(blobs, blob.digest.replace(/^sha256:/, '')), 'w')
-    await file.truncate(blob.size).finally(() => file.close())
+    const fd = openSync(join(blobs, blob.digest.replace(/^sha256:/, '')), 'w')
+    try {
+      ftruncateSync(fd, blob.size)
+    } finally {
+      closeSync(fd)
+    }
   }
   logger.debug(`not fetching ${skip.length} blob(s) a published root holds: ${skip.map((b) => b.digest.slice(0, 19)).join(', ')}`)
   await skopeo(

@@ -5,7 +5,8 @@
  * the single-platform publish (publish-image.ts) and the multi-platform one
  * (publish-platforms.ts).
  */
-import {mkdir, readFile} from 'node:fs/promises'
+import {mkdirSync} from 'node:fs'
+import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {VerificationError} from '../errors.js'
@@ -89,7 +90,8 @@ export async function fetchInstance(
   const skip = options.skip ?? []
   const what = [chosen.indexDigest ? formatPlatform(chosen.skopeoPlatform) : '', skip.length > 0 ? `${skip.length} layer(s) not needed` : ''].filter(Boolean).join('; ')
   options.logger.info(`${source.input}: downloading${what ? ` (${what})` : ''}`)
-  await mkdir(dir, {recursive: true})
+  // Nothing awaited before skopeo starts (see copyToOciLayout).
+  mkdirSync(dir, {recursive: true})
   const image = join(dir, 'image')
   const stopWatching = options.progress?.watchDownload(image, downloadBytes(chosen.manifestBytes, skip), new Set(skip.map((blob) => digestHex(blob.digest))))
   let manifest: Buffer

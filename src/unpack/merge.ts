@@ -3,7 +3,7 @@
  * verifying each layer's digest, size and DiffID as it streams. The target is a
  * staging directory: nothing here is visible to readers until the caller renames it.
  */
-import {chmodSync, lchownSync, lstatSync, lutimesSync} from 'node:fs'
+import {chmodSync, lchownSync, lutimesSync} from 'node:fs'
 import {join, relative, resolve} from 'node:path'
 
 import {CvmfsOciError, VerificationError} from '../errors.js'
@@ -13,7 +13,7 @@ import {openLayer, type Compression, type LayerExpectation} from './layer-source
 import {LayerReader} from './layer-worker.js'
 import {TarFormatError, TarParser} from './tar-parser.js'
 import {cloneTree} from './clone-tree.js'
-import {applyXattrs, readXattrTree} from './xattrs.js'
+import {applyXattrs, readXattrsOf} from './xattrs.js'
 
 export interface LayerInput {
   blobPath: string
@@ -71,13 +71,11 @@ async function mergeInto(state: MergeState, reader: LayerReader, options: MergeO
   const compressions: Compression[] = []
   let tarBytes = 0
   if (options.base) {
-    const cloned = cloneTree(options.base.path, state, new Set(options.base.skip))
+    const base = resolve(options.base.path)
+    const cloned = await cloneTree(base, state, new Set(options.base.skip))
     // Directory attributes live on the directory, not on a shared inode: copy them.
-    for (const [path, attrs] of await readXattrTree(options.base.path, options.logger)) {
-      const rel = relative(options.base.path, path)
-      if (rel && !options.base.skip.includes(rel) && lstatSync(path).isDirectory()) state.xattrs.set(join(options.root, rel), attrs)
-    }
-    options.logger.debug(`started from ${options.base.path} (${cloned} entries)`)
+    for (const [path, attrs] of await readXattrsOf(cloned.dirs, options.logger)) state.xattrs.set(join(state.root, relative(base, path)), attrs)
+    options.logger.debug(`started from ${options.base.path} (${cloned.entries} entries)`)
   }
   for (const [index, input] of options.layers.entries()) {
     const waitStart = performance.now()

@@ -91,6 +91,8 @@ describe('republish on a published base', () => {
     expect(app.served).toContain(l3)
     for (const digest of [l0, l1, l2]) expect(app.served).not.toContain(digest)
     await expectUmociTree('app', app.out)
+    // A directory's attributes are its own (not a shared inode's): copied from the base.
+    expect((await snapshotTree(app.out.path)).get('home/user')?.xattrs['user.dir']).toBe(Buffer.from('on a directory').toString('hex'))
 
     const rep = await publish(repo, `${registry.address}/onbase/img:rep`)
     expect(rep.log).toContain('holds 3 of its 4 layer(s)')
