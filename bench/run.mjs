@@ -90,17 +90,24 @@ const fresh = (path) => {
   sync()
 }
 
-/** Generate, push, and return the registry reference of an image at `scale`. */
-async function prepareImage(scale, tags) {
-  const layout = join(work, `layout-${scale}`)
-  const info = await writeBenchLayout(layout, {scale, tags})
+/** Generate, push, and return the registry reference of an image at `scale` (or of another shape). */
+async function prepareImage(scale, tags, shape = 'default') {
+  const name = shape === 'default' ? `s${scale}` : shape
+  const layout = join(work, `layout-${name}`)
+  const info = await writeBenchLayout(layout, {scale, tags, shape})
   for (const tag of tags) {
-    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${registry.address}/bench/s${scale}:${tag}`])
+    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${registry.address}/bench/${name}:${tag}`])
   }
-  return {layout, info, ref: (tag) => `${registry.address}/bench/s${scale}:${tag}`}
+  return {layout, info, ref: (tag) => `${registry.address}/bench/${name}:${tag}`}
 }
 
+/** The four-layers image, made once for the sections that use it. */
+let fourLayers
+const fourLayersImage = async () => (fourLayers ??= await prepareImage(1, ['v1'], 'four-layers'))
+
 const publishArgv = (root, ref) => [process.execPath, CLI, 'publish', '-q', '--root', root, '--tls-verify=false', ref]
+// Every tool's temporary files (cvmfs-oci's download, skopeo's) go where its output goes.
+const inDir = {env: {TMPDIR: work}}
 
 async function publishComparison(image) {
   const ref = image.ref('v1')
@@ -118,7 +125,7 @@ async function publishComparison(image) {
     {prepare: () => fresh(repo), argv: publishArgv(repo, ref)},
     {prepare: () => (fresh(oci), fresh(bundle)), argv: umocis},
     {prepare: () => (fresh(oci), fresh(flat)), argv: ['sh', '-c', floorScript]},
-  ])
+  ], inDir)
   fresh(repo)
   fresh(oci)
   fresh(bundle)
@@ -138,7 +145,7 @@ async function republish(image) {
       },
       argv: publishArgv(repo, image.ref('v2')),
     },
-  ])
+  ], inDir)
   fresh(repo)
   return {first, onBase: again, ratio: again.wall.median / first.wall.median}
 }
@@ -154,7 +161,7 @@ async function scaling() {
   for (const scale of scales) {
     const image = scale === 1 && base ? base : await prepareImage(scale, ['v1'])
     const repo = join(work, `repo-scale-${scale}`)
-    const run = await repeat(Math.min(reps, scale >= 16 ? 1 : 3), () => fresh(repo), publishArgv(repo, image.ref('v1')))
+    const run = await repeat(Math.min(reps, scale >= 16 ? 1 : 3), () => fresh(repo), publishArgv(repo, image.ref('v1')), inDir)
     rows.push({scale, uncompressedMB: image.info.uncompressedBytes / 1e6, ...run})
     fresh(repo)
     if (image !== base) fresh(image.layout)
@@ -170,8 +177,7 @@ const phaseLine = (phases, keys) => keys.filter((k) => phases[k]).map((k) => `${
 async function realImages() {
   const images = []
   if (cvmfsImages.has('four-layers') && sections.has('cvmfs')) {
-    const layout = join(work, 'layout-four')
-    const info = await writeBenchLayout(layout, {shape: 'four-layers'})
+    const {layout, info} = await fourLayersImage()
     images.push({key: 'four-layers', label: 'four layers', layout, info, tag: 'v1', reps: cvmfsReps})
   }
   if (cvmfsImages.has('scipy')) {
@@ -180,7 +186,7 @@ async function realImages() {
   }
   for (const image of images) {
     image.ref = `${registry.address}/bench/${image.key}:${image.tag}`
-    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${image.ref}`])
+    if (image.key !== 'four-layers') execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${image.ref}`])
     log(`  ${image.key}: ${image.info.layers} layer(s), ${image.info.files} files, ${MB(image.info.uncompressedBytes)} uncompressed, ${MB(image.info.compressedBytes)} gzip`)
   }
   return images
@@ -270,12 +276,15 @@ try {
   }
 
   if (sections.has('publish')) {
-  log(`\n== 1. publish (median [min–max] of ${reps}, interleaved)`)
-  const p = (results.sections.publish = await publishComparison(base))
+  results.sections.publish = {}
+  for (const [key, label, image] of [['default', 'the default image', base], ['four-layers', 'the four-layers image', await fourLayersImage()]]) {
+  log(`\n== 1. publish ${label}: ${image.info.layers} layers, ${image.info.files} files, ${MB(image.info.uncompressedBytes)} uncompressed, ${MB(image.info.compressedBytes)} gzip (median [min–max] of ${reps}, interleaved)`)
+  const p = (results.sections.publish[key] = await publishComparison(image))
   log(`  cvmfs-oci publish        wall ${fmt(p.ours.wall)}  cpu ${fmt(p.ours.cpu)}  peak RSS ${p.ours.rssMiB.median.toFixed(0)} MiB`)
   log(`  skopeo copy + umoci      wall ${fmt(p.umoci.wall)}  cpu ${fmt(p.umoci.cpu)}  peak RSS ${p.umoci.rssMiB.median.toFixed(0)} MiB`)
   log(`  skopeo copy + tar (floor) wall ${fmt(p.floor.wall)}  cpu ${fmt(p.floor.cpu)}  peak RSS ${p.floor.rssMiB.median.toFixed(0)} MiB`)
   log(`  ratio to skopeo+umoci: ${p.ratioUmoci.toFixed(2)} (target ≤ 0.8)   ratio to floor: ${p.ratioFloor.toFixed(2)} (target ≤ 1.3)`)
+  }
   }
 
   if (sections.has('republish')) {

@@ -14,12 +14,19 @@ export interface LoggerOptions {
   level?: Level
   /** Prefix each line with an ISO timestamp (for unattended runs). */
   timestamps?: boolean
+  /**
+   * Draw live progress lines (default: on a terminal at level info or debug). Off for
+   * `--json` and `--quiet`, and wherever the stream is no terminal: unattended logs get
+   * the plain lines only.
+   */
+  live?: boolean
 }
 
 export class Logger {
   readonly stream: Writable & {isTTY?: boolean}
   readonly level: Level
   readonly timestamps: boolean
+  readonly live: boolean
   private progressShown = false
   /** Warnings emitted, so commands can report them in `--json` output. */
   readonly warnings: string[] = []
@@ -28,10 +35,7 @@ export class Logger {
     this.stream = options.stream ?? process.stderr
     this.level = options.level ?? 'info'
     this.timestamps = options.timestamps ?? false
-  }
-
-  get interactive(): boolean {
-    return Boolean(this.stream.isTTY)
+    this.live = options.live ?? (Boolean(this.stream.isTTY) && rank[this.level] <= rank.info)
   }
 
   debug(message: string): void {
@@ -51,14 +55,20 @@ export class Logger {
     this.write('error', `error: ${message}`)
   }
 
-  /** Draw a progress line: in place on a terminal, nothing otherwise (callers log milestones). */
+  /**
+   * Draw a progress line in place (only when {@link live}; callers log milestones as
+   * lines too). It is cut to the terminal's width: a line that wraps cannot be redrawn.
+   */
   progress(message: string): void {
-    if (!this.interactive || rank[this.level] > rank.info) return
-    this.stream.write(`\r\x1b[K${message}`)
+    if (!this.live) return
+    const columns = (this.stream as {columns?: number}).columns
+    const line = columns && columns > 1 && message.length > columns - 1 ? `${message.slice(0, columns - 2)}…` : message
+    this.stream.write(`\r\x1b[K${line}`)
     this.progressShown = true
   }
 
-  private clearProgress(): void {
+  /** Erase the progress line, if one is shown. */
+  clearProgress(): void {
     if (this.progressShown) {
       this.stream.write('\r\x1b[K')
       this.progressShown = false

@@ -44,7 +44,7 @@ export class Kit {
 
   /** A new repository `bench-<random>.test` (mkfs, not timed): its name. */
   start() {
-    const name = `bench-${randomBytes(4).toString('hex')}.test`
+    const name = `${process.env.CVMFS_OCI_BENCH_PREFIX ?? 'bench'}-${randomBytes(4).toString('hex')}.test`
     try {
       this.run(['start', name])
     } catch (error) {

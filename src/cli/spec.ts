@@ -108,7 +108,7 @@ export function defineCommand<const F extends Record<string, FlagSpec> = {}, con
   return definition
 }
 
-/** The logger the global flags ask for. */
-export function loggerFor(flags: {debug?: boolean; quiet?: boolean; timestamps?: boolean}): Logger {
-  return new Logger({level: flags.debug ? 'debug' : flags.quiet ? 'warn' : 'info', timestamps: flags.timestamps})
+/** The logger the global flags ask for. --json output is for programs: no live progress lines then, even on a terminal. */
+export function loggerFor(flags: {debug?: boolean; quiet?: boolean; timestamps?: boolean; json?: boolean}): Logger {
+  return new Logger({level: flags.debug ? 'debug' : flags.quiet ? 'warn' : 'info', timestamps: flags.timestamps, live: flags.json ? false : undefined})
 }

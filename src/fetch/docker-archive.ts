@@ -4,23 +4,24 @@
  * docker-archive:FILE` the name the archive was saved under.
  */
 import {createReadStream} from 'node:fs'
-import {pipeline} from 'node:stream/promises'
 
 import {UsageError} from '../errors.js'
-import {createTarExtract} from '../unpack/tar-reader.js'
+import {TarParser} from '../unpack/tar-parser.js'
 
 /** The RepoTags of every image in a docker-archive tar (empty if it names none). */
 export async function archiveRepoTags(path: string): Promise<string[]> {
-  const extract = createTarExtract()
-  const piping = pipeline(createReadStream(path), extract as unknown as NodeJS.WritableStream)
-  piping.catch(() => {})
+  const parser = new TarParser()
   let manifest: Buffer | undefined
-  for await (const entry of extract) {
-    const chunks: Buffer[] = []
-    for await (const chunk of entry) if (entry.header.name === 'manifest.json') chunks.push(chunk as Buffer)
-    if (entry.header.name === 'manifest.json') manifest = Buffer.concat(chunks)
+  let chunks: Buffer[] | undefined
+  for await (const chunk of createReadStream(path, {highWaterMark: 1 << 20})) {
+    parser.push(chunk as Buffer)
+    for (let event = parser.next(); event; event = parser.next()) {
+      if (event.kind === 'header') chunks = event.header.name === 'manifest.json' ? [] : undefined
+      else if (event.kind === 'data') chunks?.push(event.bytes)
+      else if (chunks) manifest = Buffer.concat(chunks)
+    }
   }
-  await piping
+  parser.end()
   if (!manifest) throw new UsageError(`${path} is not a docker-archive (it has no manifest.json)`, {code: 'E_BAD_SOURCE'})
   const images = JSON.parse(manifest.toString('utf8')) as {RepoTags?: string[] | null}[]
   return images.flatMap((image) => image.RepoTags ?? [])

@@ -2,9 +2,14 @@
  * The skopeo driver. skopeo reads the user's containers configuration
  * (registries.conf, auth.json, policy.json, certs.d, proxies) exactly as podman
  * does, so a registry podman reaches is a registry we reach. Images are copied
- * into a `dir:` layout, which keeps manifests byte for byte (an `oci:` destination
- * would convert Docker manifests and change their digests).
+ * into a `dir:` layout, which keeps manifests byte for byte. An image of which some
+ * layers are not needed (they are in a published root already) is copied into an
+ * `oci:` layout instead, where those blobs were put first as placeholders: skopeo
+ * skips a blob its destination already has, so they are never fetched. With
+ * `--preserve-digests` that destination keeps manifests byte for byte too, Docker
+ * schema 2 ones included (test/e2e/publish-republish.test.ts).
  */
+import {closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -78,6 +83,78 @@ export async function copyToDir(
     logger,
     signal,
   )
+}
+
+/** A blob the destination must not fetch. */
+export interface SkippedBlob {
+  digest: string
+  size: number
+}
+
+/** The tag an {@link copyToOciLayout} layout holds its image under. */
+const OCI_TAG = 'image'
+
+/**
+ * Copy one image instance into an OCI layout at `dest`, without fetching the blobs in
+ * `skip`: each is there first as a sparse placeholder of its size (skopeo takes a blob
+ * its OCI destination already holds as copied). The placeholders are never read: only
+ * blobs outside `skip` are, and each is verified against its digest when it is.
+ */
+export async function copyToOciLayout(
+  ref: string,
+  dest: string,
+  skip: readonly SkippedBlob[],
+  options: RegistryOptions,
+  platform: PlatformSpec | undefined,
+  logger: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  // Synchronous, like the spawn below: the download starts before the caller goes on
+  // (to a clone of a published root that keeps the event loop busy).
+  const blobs = join(dest, 'blobs', 'sha256')
+  mkdirSync(blobs, {recursive: true})
+  writeFileSync(join(dest, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
+  for (const blob of skip) {
+    const fd = openSync(join(blobs, blob.digest.replace(/^sha256:/, '')), 'w')
+    try {
+      ftruncateSync(fd, blob.size)
+    } finally {
+      closeSync(fd)
+    }
+  }
+  logger.debug(`not fetching ${skip.length} blob(s) a published root holds: ${skip.map((b) => b.digest.slice(0, 19)).join(', ')}`)
+  await skopeo(
+    [
+      ...platformArgs(platform),
+      'copy',
+      '--quiet',
+      '--preserve-digests',
+      '--dest-oci-accept-uncompressed-layers',
+      '--retry-times',
+      '2',
+      ...registryArgs(options, 'src-'),
+      ref,
+      `oci:${dest}:${OCI_TAG}`,
+    ],
+    ref,
+    logger,
+    signal,
+  )
+}
+
+/** Where blob `<hex>` lives in a layout {@link copyToOciLayout} writes. */
+export function ociBlobPath(dest: string, digestHex: string): string {
+  return join(dest, 'blobs', 'sha256', digestHex)
+}
+
+/** The manifest bytes {@link copyToOciLayout} wrote. */
+export async function readOciLayoutManifest(dest: string): Promise<Buffer> {
+  const index = JSON.parse(await readFile(join(dest, 'index.json'), 'utf8')) as {manifests?: {digest?: string; annotations?: Record<string, string>}[]}
+  const entry = index.manifests?.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === OCI_TAG)
+  if (!entry?.digest?.startsWith('sha256:')) {
+    throw new VerificationError(`skopeo left no image in ${dest} (its index.json names none)`, {code: 'E_MISSING_BLOB', hint: 'Run again with --debug to see what skopeo did.'})
+  }
+  return readFile(ociBlobPath(dest, entry.digest.slice('sha256:'.length)))
 }
 
 /** Read what copyToDir wrote: the manifest bytes, and where blob `<hex>` lives. */

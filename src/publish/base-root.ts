@@ -4,10 +4,10 @@
  * app image on a published base then costs its own layers only; an image with the
  * same layers and another config costs no layer at all.
  */
-import {readFile, stat} from 'node:fs/promises'
+import {readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {CATALOG_MARKER, chainIndexRel, flatRootRel} from '../layout/paths.js'
+import {CATALOG_MARKER, CHAINS_DIR, chainIndexRel, flatRootRel, METADATA_DIR} from '../layout/paths.js'
 import {readFlatRecord} from '../layout/write.js'
 
 export interface BaseRoot {
@@ -33,4 +33,11 @@ export async function findBaseRoot(root: string, chains: readonly string[]): Pro
     return {configDigest, path, layers: k, skip: [...record.added, CATALOG_MARKER]}
   }
   return undefined
+}
+
+/** Whether any published root could be a base: the ChainID index names at least one. */
+export async function anyBaseRoot(root: string): Promise<boolean> {
+  const dirs = await readdir(join(root, METADATA_DIR, CHAINS_DIR)).catch(() => [] as string[])
+  for (const dir of dirs) if ((await readdir(join(root, METADATA_DIR, CHAINS_DIR, dir)).catch(() => [])).length > 0) return true
+  return false
 }

@@ -2,22 +2,24 @@
  * Build one flat root: the merge of an image's layers in a staging directory inside
  * the repository, renamed into `.flat/<hh>/<config hex>` only when complete.
  */
-import {existsSync} from 'node:fs'
+import {existsSync, lstatSync} from 'node:fs'
 import {mkdir, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {STAGING_DIR} from '../backends/directory.js'
 import {VerificationError} from '../errors.js'
+import type {SkippedBlob} from '../fetch/skopeo.js'
 import {CATALOG_MARKER, digestHex, flatRootRel} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
 import {ensureCatalogMarkers, writeFlatRecord} from '../layout/write.js'
 import {formatBytes} from '../log.js'
 import {chainIds} from '../oci/chain-id.js'
-import type {ImageConfig, ImageManifest} from '../oci/documents.js'
+import type {Descriptor, ImageConfig, ImageManifest} from '../oci/documents.js'
 import {isForeignLayer} from '../oci/media-types.js'
 import {mergeLayers} from '../unpack/merge.js'
 import {treeBytes} from '../unpack/tree-bytes.js'
-import {findBaseRoot} from './base-root.js'
+import {findBaseRoot, type BaseRoot} from './base-root.js'
+import type {PublishProgress} from './progress.js'
 import type {PublishOptions} from './publish-image.js'
 
 /** Resolve once skopeo has renamed a blob into place (it writes under a temporary name first). */
@@ -36,6 +38,63 @@ async function blobReady(path: string, download: Promise<void>): Promise<void> {
   }
 }
 
+/** One layer to merge: its descriptor, its DiffID and where it sits in the manifest. */
+export interface PlannedLayer {
+  layer: Descriptor
+  diffId: string
+  index: number
+}
+
+/** How a flat root will be built: from which published root, with which layers. */
+export interface RootPlan {
+  /** Every layer of the image but foreign ones (not distributable, skipped as podman does). */
+  layers: PlannedLayer[]
+  /** `chains[i]` is the ChainID of `layers[0…i]`. */
+  chains: string[]
+  /** A published root holding the first layers, to start from (hardlink clones: plain directories only). */
+  base?: BaseRoot
+  /** The layers to apply (those above the base). */
+  todo: PlannedLayer[]
+}
+
+/** Decide how to build the root of `manifest`: which layers, from which base root. */
+export async function planRoot(root: string, manifest: ImageManifest, config: ImageConfig, what: string, options: Pick<PublishOptions, 'logger' | 'reuseBaseRoots'>): Promise<RootPlan> {
+  const diffIds = config.rootfs.diff_ids
+  const layers = manifest.layers
+    .map((layer, i) => ({layer, diffId: diffIds[i]!, index: i}))
+    .filter(({layer}) => {
+      if (!isForeignLayer(layer.mediaType)) return true
+      options.logger.warn(`${what}: skipping foreign layer ${layer.digest} (not distributable, as podman does)`)
+      return false
+    })
+  const chains = chainIds(layers.map(({diffId}) => diffId))
+  const base = options.reuseBaseRoots ? await findBaseRoot(root, chains) : undefined
+  return {layers, chains, base, todo: base ? layers.slice(base.layers) : layers}
+}
+
+/**
+ * The blobs a fetch need not bring: those of the layers the base root holds, but for
+ * a blob that a layer still to apply has too.
+ */
+export function blobsHeld(plan: RootPlan): SkippedBlob[] {
+  const needed = new Set(plan.todo.map(({layer}) => layer.digest))
+  const held = new Map<string, SkippedBlob>()
+  for (const {layer} of plan.layers.slice(0, plan.base?.layers ?? 0)) {
+    if (!needed.has(layer.digest)) held.set(layer.digest, {digest: layer.digest, size: layer.size})
+  }
+  return [...held.values()]
+}
+
+/** Bytes of the regular files among `added` (paths relative to `root`). */
+function addedBytes(root: string, added: readonly string[]): number {
+  let bytes = 0
+  for (const rel of added) {
+    const stat = lstatSync(join(root, rel), {throwIfNoEntry: false})
+    if (stat?.isFile()) bytes += stat.size
+  }
+  return bytes
+}
+
 /**
  * Merge the layers into staging (from a published base root where one holds the
  * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
@@ -47,25 +106,22 @@ export async function buildFlatRoot(
   manifest: ImageManifest,
   config: ImageConfig,
   what: string,
-  options: PublishOptions & {download?: Promise<void>},
+  options: PublishOptions & {
+    download?: Promise<void>
+    /** The plan made before fetching (else made here). */
+    plan?: RootPlan
+    /** Where the blob of a layer digest is (default: the `dir:` layout in `<tempPath>/image`). */
+    blobPath?: (digest: string) => string
+    /** The live line on a terminal. */
+    progress?: PublishProgress
+  },
 ): Promise<{size: number; added: string[]}> {
   const {logger} = options
   const configDigest = manifest.config.digest
   const staging = join(root, STAGING_DIR, `${digestHex(configDigest)}.${process.pid}`)
-  const diffIds = config.rootfs.diff_ids
-  const layers = manifest.layers
-    .map((layer, i) => ({layer, diffId: diffIds[i]!, index: i}))
-    .filter(({layer}) => {
-      if (!isForeignLayer(layer.mediaType)) return true
-      logger.warn(`${what}: skipping foreign layer ${layer.digest} (not distributable, as podman does)`)
-      return false
-    })
-  const chains = chainIds(layers.map(({diffId}) => diffId))
-  // Start from a published root holding our first layers (hardlink clone; plain directories only).
-  const base = options.reuseBaseRoots ? await findBaseRoot(root, chains) : undefined
-  const todo = base ? layers.slice(base.layers) : layers
+  const {layers, chains, base, todo} = options.plan ?? (await planRoot(root, manifest, config, what, options))
+  const blobPath = options.blobPath ?? ((digest: string) => join(tempPath, 'image', digestHex(digest)))
   const total = todo.reduce((sum, {layer}) => sum + layer.size, 0)
-  let done = 0
   await mkdir(staging, {recursive: true})
   try {
     if (base) logger.info(`${what}: starting from ${flatRootRel(base.configDigest)}, which holds ${base.layers} of its ${layers.length} layer(s)`)
@@ -77,13 +133,10 @@ export async function buildFlatRoot(
       base: base && {path: base.path, skip: base.skip},
       waitForBlob: options.download && ((path) => blobReady(path, options.download!)),
       layers: todo.map(({layer, diffId, index}) => ({
-        blobPath: join(tempPath, 'image', digestHex(layer.digest)),
+        blobPath: blobPath(layer.digest),
         expect: {digest: layer.digest, size: layer.size, diffId, label: `${index + 1}/${manifest.layers.length} (${layer.digest.slice(0, 19)})`},
       })),
-      onProgress: (index, bytes) => {
-        done += bytes
-        logger.progress(`${what}: layer ${todo[index]!.index + 1}/${manifest.layers.length}  ${formatBytes(done)} / ${formatBytes(total)}`)
-      },
+      onProgress: (index, bytes) => options.progress?.merged(bytes, total, todo[index]!.index + 1, manifest.layers.length),
     })
     // The download's own checks (the manifest it wrote) decide before anything is renamed into place.
     await options.download
@@ -93,8 +146,9 @@ export async function buildFlatRoot(
     const flat = join(root, flatRootRel(configDigest))
     await mkdir(join(flat, '..'), {recursive: true})
     await rename(staging, flat)
-    // What the root holds (not what was written: upper layers overwrite lower files).
-    const size = treeBytes(flat)
+    // What the root holds (not what was written: upper layers overwrite lower files), as
+    // the merge counted it, plus what was added; measured where it started from a clone.
+    const size = stats.treeBytes === undefined ? treeBytes(flat) : stats.treeBytes + addedBytes(flat, added)
     await writeFlatRecord(root, {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()})
     return {size, added}
   } finally {

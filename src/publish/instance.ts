@@ -5,15 +5,17 @@
  * the single-platform publish (publish-image.ts) and the multi-platform one
  * (publish-platforms.ts).
  */
-import {mkdir, readFile} from 'node:fs/promises'
+import {mkdirSync} from 'node:fs'
+import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
-import {copyToDir, inspectConfigRaw, inspectRaw, readDirLayout, type RegistryOptions} from '../fetch/skopeo.js'
+import {copyToDir, copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readDirLayout, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {blobRel, digestHex} from '../layout/paths.js'
 import type {ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'
+import type {PublishProgress} from './progress.js'
 import {sha256Digest} from '../oci/digest.js'
 import {parseConfig, parseManifestOrIndex, type Descriptor, type ImageConfig, type ImageManifest, type ManifestOrIndex} from '../oci/documents.js'
 import {formatPlatform, type PlatformSpec} from '../oci/platform.js'
@@ -66,24 +68,64 @@ export async function pinInstance(source: ImageSource, top: Top, descriptor: Des
 }
 
 /**
- * Copy the instance into `<dir>/image` (a `dir:` layout) and return its manifest bytes,
- * which must be the ones inspected (or carry the digest the index gave).
+ * Where {@link fetchInstance} puts the blob of `digest`: in `<dir>/image`, a `dir:`
+ * layout, or an `oci:` one when blobs were skipped.
+ */
+export function fetchedBlobPath(dir: string, skip: readonly SkippedBlob[] = []): (digest: string) => string {
+  const image = join(dir, 'image')
+  return skip.length > 0 ? (digest) => ociBlobPath(image, digestHex(digest)) : (digest) => join(image, digestHex(digest))
+}
+
+/**
+ * Copy the instance into `<dir>/image` and return its manifest bytes, which must be the
+ * ones inspected (or carry the digest the index gave). The blobs in `skip` (those of
+ * layers a published root already holds) are not fetched.
  */
 export async function fetchInstance(
   source: ImageSource,
   chosen: Chosen,
   dir: string,
-  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal},
+  options: {registry: RegistryOptions; logger: Logger; signal?: AbortSignal; skip?: readonly SkippedBlob[]; progress?: PublishProgress},
 ): Promise<Buffer> {
-  options.logger.info(`${source.input}: downloading${chosen.indexDigest ? ` (${formatPlatform(chosen.skopeoPlatform)})` : ''}`)
-  await mkdir(dir, {recursive: true})
-  await copyToDir(chosen.copyRef, join(dir, 'image'), options.registry, chosen.skopeoPlatform, options.logger, options.signal)
-  const layout = await readDirLayout(join(dir, 'image'))
-  if (chosen.manifestBytes && !layout.manifest.equals(chosen.manifestBytes)) {
+  const skip = options.skip ?? []
+  const what = [chosen.indexDigest ? formatPlatform(chosen.skopeoPlatform) : '', skip.length > 0 ? `${skip.length} layer(s) not needed` : ''].filter(Boolean).join('; ')
+  options.logger.info(`${source.input}: downloading${what ? ` (${what})` : ''}`)
+  // Nothing awaited before skopeo starts (see copyToOciLayout).
+  mkdirSync(dir, {recursive: true})
+  const image = join(dir, 'image')
+  const stopWatching = options.progress?.watchDownload(image, downloadBytes(chosen.manifestBytes, skip), new Set(skip.map((blob) => digestHex(blob.digest))))
+  let manifest: Buffer
+  try {
+    if (skip.length > 0) {
+      await copyToOciLayout(chosen.copyRef, image, skip, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+      manifest = await readOciLayoutManifest(image)
+    } else {
+      await copyToDir(chosen.copyRef, image, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+      manifest = (await readDirLayout(image)).manifest
+    }
+  } catch (error) {
+    stopWatching?.(false)
+    throw error
+  }
+  stopWatching?.(true)
+  if (chosen.manifestBytes && !manifest.equals(chosen.manifestBytes)) {
     throw new VerificationError(`${source.input}: the manifest copied differs from the manifest inspected`, {code: 'E_MANIFEST_CHANGED', hint: 'The tag moved while publishing; try again.'})
   }
-  if (chosen.manifestDigest) verifyDigest(layout.manifest, chosen.manifestDigest, `manifest of ${source.input}`)
-  return layout.manifest
+  if (chosen.manifestDigest) verifyDigest(manifest, chosen.manifestDigest, `manifest of ${source.input}`)
+  return manifest
+}
+
+/** What a copy of the manifest's blobs brings, but those skipped (unknown without the manifest). */
+function downloadBytes(manifestBytes: Buffer | undefined, skip: readonly SkippedBlob[]): number | undefined {
+  if (!manifestBytes) return undefined
+  try {
+    const manifest = JSON.parse(manifestBytes.toString('utf8')) as {config?: {size?: number}; layers?: {digest?: string; size?: number}[]}
+    const skipped = new Set(skip.map((blob) => blob.digest))
+    const layers = new Map((manifest.layers ?? []).filter((layer) => !skipped.has(layer.digest ?? '')).map((layer) => [layer.digest, layer.size ?? 0]))
+    return (manifest.config?.size ?? 0) + [...layers.values()].reduce((sum, size) => sum + size, 0)
+  } catch {
+    return undefined // an index, or not JSON: checked elsewhere
+  }
 }
 
 /** The manifest of an instance: parsed, and never an index itself. */

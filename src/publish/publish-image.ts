@@ -13,7 +13,7 @@ import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
-import {inspectConfigRaw, type RegistryOptions} from '../fetch/skopeo.js'
+import {inspectConfigRaw, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
 import {removeOtherForms} from '../layout/multiarch.js'
 import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
@@ -27,8 +27,10 @@ import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {choosePlatform, choosePlatforms, formatPlatform, hostPlatform, parsePlatformRequest, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
-import {buildFlatRoot} from './build-root.js'
-import {fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {anyBaseRoot} from './base-root.js'
+import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
+import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {PublishProgress} from './progress.js'
 import {publishPlatforms} from './publish-platforms.js'
 import {checkPlatform, checkPlatformListed} from './verify.js'
 
@@ -112,6 +114,8 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
   }
   const chosen = await choose(source, top, options)
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
+  // On a terminal: the live line of the download and the merge.
+  const progress = new PublishProgress(logger, source.input)
   // A download running while layers are unpacked (see below), stopped if anything fails.
   let download: Promise<void> | undefined
   const stopDownload = new AbortController()
@@ -119,11 +123,19 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     let manifestBytes = chosen.manifestBytes
     let configBytes: Buffer | undefined
     let fetched = false
-    const fetchAll = async () => {
+    let overlap = false
+    let skip: readonly SkippedBlob[] = []
+    const fetchAll = async (skipping: readonly SkippedBlob[] = []) => {
       const signal = options.signal ? AbortSignal.any([options.signal, stopDownload.signal]) : stopDownload.signal
-      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal})
+      skip = skipping
+      manifestBytes = await fetchInstance(source, chosen, temp.path, {registry: options.registry, logger, signal, skip, progress})
       fetched = true
     }
+    const startDownload = (skipping: readonly SkippedBlob[]) => {
+      download = fetchAll(skipping)
+      download.catch(() => {})
+    }
+    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
     if (!manifestBytes) await fetchAll()
     const manifestDigest = sha256Digest(manifestBytes!)
     const manifest: ImageManifest = instanceManifest(manifestBytes!, source.input)
@@ -150,9 +162,11 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     } else if (!fetched && manifestBytes && backend.downloadDuringChange) {
       // Unpack each layer as soon as skopeo has it: download and unpacking overlap.
       // (Only where no transaction is held open meanwhile: plain directories.)
+      overlap = true
+      // Where no published root can be a base, nothing is left out of the download: it
+      // starts at once, beside the config's own request.
+      if (!(reuseBaseRoots && (await anyBaseRoot(root)))) startDownload([])
       configBytes = await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
-      download = fetchAll()
-      download.catch(() => {})
     } else {
       if (!fetched) await fetchAll()
       configBytes = await fetchedConfig(temp.path, configDigest, source.input)
@@ -160,6 +174,9 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     const config: ImageConfig = verifiedConfig(configBytes, manifest, source.input)
     if (options.platforms) checkPlatformListed(config, options.platforms, source.input)
     else checkPlatform(config, options.platform, options.explicitPlatform, source.input, logger)
+    const plan = flatExists ? undefined : await planRoot(root, manifest, config, source.input, {logger, reuseBaseRoots})
+    // From a registry, fetch only the layers the merge needs (not those a published root holds).
+    if (overlap && !download) startDownload(plan && source.transport === 'docker' ? blobsHeld(plan) : [])
 
     // The name may have been published for several platforms: its .multiarch entries go too.
     const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
@@ -176,8 +193,11 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       } else {
         const stats = await buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {
           ...options,
-          reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true,
+          reuseBaseRoots,
           download,
+          plan,
+          blobPath: fetchedBlobPath(temp.path, skip),
+          progress,
         })
         size = stats.size
         added = stats.added
@@ -215,6 +235,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       }
     }
   } finally {
+    progress.end()
     if (download) {
       stopDownload.abort()
       await download.catch(() => {})

@@ -14,6 +14,7 @@ import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
+import {inspectConfigRaw, type SkippedBlob} from '../fetch/skopeo.js'
 import {ARCH_VARIABLE} from '../layout/paths.js'
 import {pathExists} from '../layout/exists.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
@@ -27,9 +28,10 @@ import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {formatPlatform, hostPlatform, multiarchDir, type PlatformSpec} from '../oci/platform.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
-import {buildFlatRoot} from './build-root.js'
-import {fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
+import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
+import {PublishProgress} from './progress.js'
 import {checkPlatform} from './verify.js'
 
 /** One platform on its way into the repository. */
@@ -53,6 +55,11 @@ interface Item {
   config?: ImageConfig
   size: number
   added: string[]
+  /** How its root is built, and the blobs not fetched for it. */
+  plan?: RootPlan
+  skip?: SkippedBlob[]
+  /** Its live line on a terminal. */
+  progress: PublishProgress
 }
 
 /**
@@ -81,16 +88,27 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     }
     if (options.dryRun) return result(items.some((item) => !item.flatExists) ? 'published' : 'linked')
 
+    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
     for (const item of items) {
       if (item.flatExists) {
         item.configBytes = await keptConfig(root, item.configDigest, item.chosen, options.registry, logger)
+      } else if (!item.fetched && reuseBaseRoots && source.transport === 'docker') {
+        // From a registry onto a published base: the config first, to fetch only the layers the merge needs.
+        item.configBytes = await inspectConfigRaw(item.chosen.copyRef, options.registry, item.chosen.skopeoPlatform, logger)
       } else {
-        if (!item.fetched) await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal})
+        if (!item.fetched) await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal, progress: item.progress})
         item.configBytes = await fetchedConfig(item.dir, item.configDigest, item.label)
+        item.fetched = true
       }
       item.config = verifiedConfig(item.configBytes, item.manifest, item.label)
       // The index said which platform this is; its config must agree.
       checkPlatform(item.config, item.platform, true, item.label, logger)
+      if (item.flatExists) continue
+      item.plan = await planRoot(root, item.manifest, item.config, item.label, {logger, reuseBaseRoots})
+      if (!item.fetched) {
+        item.skip = blobsHeld(item.plan)
+        await fetchInstance(source, item.chosen, item.dir, {registry: options.registry, logger, signal: options.signal, skip: item.skip, progress: item.progress})
+      }
     }
 
     const paths = [...items.map((item) => item.flatRel), name, metadataDirRel(name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
@@ -101,7 +119,14 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
           item.added = await addRuntimeFiles(join(writeRoot, item.flatRel), item.config!.config)
           item.size = (await readFlatRecord(writeRoot, item.configDigest))?.size ?? 0
         } else {
-          const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {...options, reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true})
+          const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {
+            ...options,
+            reuseBaseRoots,
+            plan: item.plan,
+            blobPath: fetchedBlobPath(item.dir, item.skip),
+            progress: item.progress,
+          })
+          item.progress.end()
           item.size = stats.size
           item.added = stats.added
         }
@@ -150,6 +175,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
       }
     }
   } finally {
+    logger.clearProgress()
     await temp.cleanup()
   }
 
@@ -170,7 +196,8 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     const target = await readlink(join(root, multiarchLinkRel(arch, name))).catch(() => undefined)
     const linked = flatExists && leadsTo(target, multiarchLinkTarget(arch, name, configDigest), flatRel) && (await pathExists(join(root, multiarchMetadataDirRel(arch, name), DUCC_MANIFEST)))
     const size = flatExists ? ((await readFlatRecord(root, configDigest))?.size ?? 0) : 0
-    return {arch, platform: spec, label, chosen, dir, fetched, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifest, configDigest, flatRel, flatExists, linked, size, added: []}
+    const progress = new PublishProgress(logger, label)
+    return {arch, platform: spec, label, chosen, dir, fetched, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifest, configDigest, flatRel, flatExists, linked, size, added: [], progress}
   }
 
   /** No other platform, no single-platform metadata and no stale alias is left beside these. */

@@ -89,7 +89,8 @@ export async function syncCommand(options: SyncOptions): Promise<SyncSummary> {
   logger.info(`sync ${options.wishlist}: ${planned.length} image(s) from ${wishlist.wishes.length} entries into ${summary.repository}${options.dryRun ? ' (dry run)' : ''}`)
 
   // Per-image detail only with --debug: unattended logs get one line per image.
-  const quiet = new Logger({stream: logger.stream, level: logger.level === 'debug' ? 'debug' : 'warn', timestamps: logger.timestamps})
+  // (The live line on a terminal stays: a long download is not silence.)
+  const quiet = new Logger({stream: logger.stream, level: logger.level === 'debug' ? 'debug' : 'warn', timestamps: logger.timestamps, live: logger.live})
   const backend = options.dryRun ? readOnlyBackend(target) : await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs, tmpDir: options.tmpDir})
   try {
     for (const {source, wish} of planned) {

@@ -25,7 +25,9 @@ import {
   readdirSync,
   rmSync,
   symlinkSync,
+  unlinkSync,
   writeSync,
+  type Stats,
 } from 'node:fs'
 import {dirname, join} from 'node:path'
 
@@ -34,7 +36,8 @@ import {run} from '../exec.js'
 import type {Logger} from '../log.js'
 import {classifyWhiteout, entryComponents, hostileEntry} from './entry-path.js'
 import {RootFs} from './root-fs.js'
-import {entryXattrs, type EntryHeader} from './tar-reader.js'
+import {forEachFile} from './tree-bytes.js'
+import {entryXattrs, type TarHeader} from './tar-parser.js'
 import type {XattrTable} from './xattrs.js'
 
 const SPECIAL_BITS = 0o7000
@@ -43,7 +46,8 @@ interface DirMeta {
   mode: number
   uid: number
   gid: number
-  mtime: Date
+  /** Seconds since the epoch. */
+  mtime: number
 }
 
 /** State that lives across all layers of one image. */
@@ -57,6 +61,13 @@ export class MergeState {
   entries = 0
   files = 0
   bytes = 0
+  /**
+   * Bytes of file content the tree holds, each inode once: files made add their size,
+   * files removed for good (their last link) take it away. Exact for a merge from
+   * nothing; a merge started from a clone of a published root (whose links count in
+   * `nlink`) measures the tree afterwards instead.
+   */
+  treeBytes = 0
 
   constructor(
     readonly root: string,
@@ -64,6 +75,24 @@ export class MergeState {
     readonly logger: Logger,
   ) {
     this.fs = new RootFs(root)
+  }
+
+  /** What removing the subtree at `dir` takes from {@link treeBytes}. */
+  subtreeBytes(dir: string): number {
+    let bytes = 0
+    // Inodes with other links: freed only if all their links are in the subtree.
+    const shared = new Map<string, {size: number; nlink: number; seen: number}>()
+    forEachFile(dir, (stat) => {
+      if (stat.nlink === 1) bytes += stat.size
+      else {
+        const key = `${stat.dev}:${stat.ino}`
+        const inode = shared.get(key) ?? {size: stat.size, nlink: stat.nlink, seen: 0}
+        inode.seen++
+        shared.set(key, inode)
+      }
+    })
+    for (const inode of shared.values()) if (inode.seen === inode.nlink) bytes += inode.size
+    return bytes
   }
 
   /** Drop bookkeeping for a removed subtree. */
@@ -81,25 +110,27 @@ export class MergeState {
   }
 }
 
-/** One entry as the applier sees it: its header and its data stream. */
-export interface TarEntry extends AsyncIterable<Buffer> {
-  header: EntryHeader
-}
-
-async function drain(entry: TarEntry): Promise<void> {
-  for await (const _chunk of entry) {
-    // discard
-  }
-}
-
 function errno(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException).code
 }
 
-/** Applies the entries of one layer. */
+/** The regular file being written: its descriptor, and what to set when its data is in. */
+interface OpenFile {
+  fd: number
+  path: string
+  header: TarHeader
+}
+
+/**
+ * Applies the entries of one layer, event by event as the tar parser hands them out:
+ * {@link header} for each entry, then {@link data} with its bytes (regular files
+ * only) and {@link end}. All synchronous but for the rare entry that runs a program
+ * (mknod), whose `header` returns a promise to await before the next event.
+ */
 export class LayerApplier {
   /** Paths this layer wrote, and their ancestors: what an opaque marker must keep. */
   private readonly touched = new Set<string>()
+  private file: OpenFile | undefined
 
   /**
    * @param hasLower whether anything lies below this layer. The bottom layer of an
@@ -112,12 +143,11 @@ export class LayerApplier {
     private readonly hasLower = true,
   ) {}
 
-  async apply(entry: TarEntry): Promise<void> {
-    const {header} = entry
+  header(header: TarHeader): Promise<void> | undefined {
     const state = this.state
     state.entries++
     const components = entryComponents(header.name, this.label)
-    if (components.length === 0) return drain(entry) // the root itself keeps the staging directory's metadata
+    if (components.length === 0) return undefined // the root itself keeps the staging directory's metadata
     const base = components[components.length - 1]!
     const parentComponents = components.slice(0, -1)
     const whiteout = classifyWhiteout(base)
@@ -127,58 +157,91 @@ export class LayerApplier {
     if (whiteout.kind !== 'none' && !this.hasLower) {
       // Nothing below to hide; the directory of an opaque marker still exists in the image.
       if (whiteout.kind === 'opaque') state.fs.resolveDir(parentComponents, header.name, this.label)
-      return drain(entry)
+      return undefined
     }
     if (whiteout.kind === 'opaque') {
-      const dir = state.fs.abs(state.fs.resolveDir(parentComponents, header.name, this.label))
+      const dir = state.fs.resolveDirPath(parentComponents, header.name, this.label)
       this.markTouched(dir)
       this.dropLowerChildren(dir)
-      return drain(entry)
+      return undefined
     }
     if (whiteout.kind === 'whiteout') {
       const real = state.fs.resolveExisting([...parentComponents, whiteout.target], header.name, this.label)
       if (real) {
         const path = state.fs.abs(real)
         // A layer's whiteouts hide lower layers only, never its own entries.
-        if (!this.touched.has(path) && lstatSync(path, {throwIfNoEntry: false})) this.remove(path)
+        if (!this.touched.has(path)) this.remove(path)
       }
-      return drain(entry)
+      return undefined
     }
 
-    const path = join(state.fs.abs(state.fs.resolveDir(parentComponents, header.name, this.label)), base)
+    const path = `${state.fs.resolveDirPath(parentComponents, header.name, this.label)}/${base}`
     if (this.hasLower) this.markTouched(path)
-    const type = header.type ?? 'file'
-    switch (type) {
+    switch (header.type) {
       case 'directory':
         this.directory(path, header)
-        await drain(entry)
-        break
+        return undefined
       case 'file':
       case 'contiguous-file':
-        await this.file(path, entry)
-        break
+        this.openFile(path, header)
+        return undefined
       case 'symlink':
         this.replacing(path, () => symlinkSync(header.linkname ?? '', path))
-        if (state.needsChown(header.uid ?? 0, header.gid ?? 0)) lchownSync(path, header.uid ?? 0, header.gid ?? 0)
-        lutimesSync(path, header.mtime ?? new Date(0), header.mtime ?? new Date(0))
-        await drain(entry)
+        if (state.needsChown(header.uid, header.gid)) lchownSync(path, header.uid, header.gid)
+        lutimesSync(path, header.mtime, header.mtime)
         break
       case 'link':
         this.hardlink(path, header)
-        await drain(entry)
-        return
+        return undefined
       case 'character-device':
       case 'block-device':
       case 'fifo':
-        await this.special(path, header, type)
-        await drain(entry)
-        break
+        return this.special(path, header, header.type).then((made) => {
+          if (made) this.recordXattrs(path, header)
+        })
       default:
-        throw new VerificationError(`layer ${this.label}: entry ${JSON.stringify(header.name)} has an unsupported type ${String(type)}`, {
+        throw new VerificationError(`layer ${this.label}: entry ${JSON.stringify(header.name)} has an unsupported type ${JSON.stringify(header.typeflag)}`, {
           code: 'E_UNSUPPORTED_ENTRY',
         })
     }
     this.recordXattrs(path, header)
+    return undefined
+  }
+
+  /** Bytes of the regular file being written (other entries have none). */
+  data(bytes: Buffer): void {
+    const fd = this.file?.fd
+    if (fd === undefined) return
+    for (let offset = 0; offset < bytes.length; ) offset += writeSync(fd, bytes, offset)
+  }
+
+  /** The entry's data is complete: finish the regular file being written. */
+  end(): void {
+    const file = this.file
+    if (!file) return
+    this.file = undefined
+    const {fd, header} = file
+    const state = this.state
+    try {
+      const mode = header.mode & 0o7777
+      const chowned = state.needsChown(header.uid, header.gid)
+      if (chowned) fchownSync(fd, header.uid, header.gid)
+      // chown clears setuid/setgid; the special bits are never given to open().
+      if (chowned || mode & SPECIAL_BITS) fchmodSync(fd, mode)
+      futimesSync(fd, header.mtime, header.mtime)
+    } finally {
+      closeSync(fd)
+    }
+    state.files++
+    state.bytes += header.size
+    state.treeBytes += header.size
+    this.recordXattrs(file.path, header)
+  }
+
+  /** After an error: close the file being written. */
+  abort(): void {
+    if (this.file) closeSync(this.file.fd)
+    this.file = undefined
   }
 
   /**
@@ -195,18 +258,19 @@ export class LayerApplier {
     }
   }
 
-  private directory(path: string, header: EntryHeader): void {
+  private directory(path: string, header: TarHeader): void {
     try {
       mkdirSync(path, {mode: 0o700})
     } catch (error) {
       if (errno(error) !== 'EEXIST') throw error
       // A directory over a directory merges; over anything else it replaces.
-      if (!lstatSync(path).isDirectory()) {
-        this.remove(path)
+      const stat = lstatSync(path)
+      if (!stat.isDirectory()) {
+        this.remove(path, stat)
         mkdirSync(path, {mode: 0o700})
       }
     }
-    this.state.dirs.set(path, {mode: (header.mode ?? 0o755) & 0o7777, uid: header.uid ?? 0, gid: header.gid ?? 0, mtime: header.mtime ?? new Date(0)})
+    this.state.dirs.set(path, {mode: header.mode & 0o7777, uid: header.uid, gid: header.gid, mtime: header.mtime})
     this.recordXattrs(path, header)
   }
 
@@ -215,7 +279,7 @@ export class LayerApplier {
     for (let p = path; p.length > root.length && !this.touched.has(p); p = dirname(p)) this.touched.add(p)
   }
 
-  private recordXattrs(path: string, header: EntryHeader): void {
+  private recordXattrs(path: string, header: TarHeader): void {
     const xattrs = entryXattrs(header)
     if (!xattrs) return
     for (const name of xattrs.keys()) {
@@ -228,10 +292,21 @@ export class LayerApplier {
   }
 
   /** Remove a path (a whole subtree for a directory) and forget its bookkeeping. */
-  private remove(path: string): void {
-    rmSync(path, {recursive: true, force: true})
-    this.state.forget(path)
-    this.state.fs.invalidate()
+  private remove(path: string, stat: Stats | undefined = lstatSync(path, {throwIfNoEntry: false})): void {
+    const state = this.state
+    if (!stat) return
+    if (stat.isDirectory()) {
+      state.treeBytes -= state.subtreeBytes(path)
+      rmSync(path, {recursive: true, force: true})
+      state.forget(path)
+      state.fs.invalidate()
+      return
+    }
+    if (stat.isFile() && stat.nlink === 1) state.treeBytes -= stat.size
+    unlinkSync(path)
+    state.xattrs.delete(path)
+    // Resolved parents may have gone through a symlink; nothing else changes them.
+    if (stat.isSymbolicLink()) state.fs.invalidate()
   }
 
   /** Opaque directory: delete every child a lower layer put there. */
@@ -243,34 +318,16 @@ export class LayerApplier {
     }
   }
 
-  private async file(path: string, entry: TarEntry): Promise<void> {
-    const {header} = entry
-    const state = this.state
-    const mode = (header.mode ?? 0o644) & 0o7777
+  private openFile(path: string, header: TarHeader): void {
+    const mode = header.mode & 0o7777
     let fd = -1
     this.replacing(path, () => {
       fd = openSync(path, 'wx', mode & 0o777)
     })
-    try {
-      for await (const chunk of entry) {
-        for (let offset = 0; offset < chunk.length; ) offset += writeSync(fd, chunk, offset)
-      }
-      const uid = header.uid ?? 0
-      const gid = header.gid ?? 0
-      const chowned = state.needsChown(uid, gid)
-      if (chowned) fchownSync(fd, uid, gid)
-      // chown clears setuid/setgid; the special bits are never given to open().
-      if (chowned || mode & SPECIAL_BITS) fchmodSync(fd, mode)
-      const mtime = header.mtime ?? new Date(0)
-      futimesSync(fd, mtime, mtime)
-    } finally {
-      closeSync(fd)
-    }
-    state.files++
-    state.bytes += header.size ?? 0
+    this.file = {fd, path, header}
   }
 
-  private hardlink(path: string, header: EntryHeader): void {
+  private hardlink(path: string, header: TarHeader): void {
     const linkname = header.linkname ?? ''
     const components = entryComponents(linkname, this.label, 'hardlink target')
     const real = this.state.fs.resolveExisting(components, header.name, this.label)
@@ -288,17 +345,18 @@ export class LayerApplier {
     if (target !== path) this.replacing(path, () => linkSync(target, path))
   }
 
-  private async special(path: string, header: EntryHeader, type: 'character-device' | 'block-device' | 'fifo'): Promise<void> {
+  /** Make a device node or FIFO (root only: it is skipped otherwise); whether it was made. */
+  private async special(path: string, header: TarHeader, type: 'character-device' | 'block-device' | 'fifo'): Promise<boolean> {
     if (!this.state.isRoot) {
       this.state.skipped.push(`/${header.name}`)
-      return
+      return false
     }
-    if (lstatSync(path, {throwIfNoEntry: false})) this.remove(path)
-    const kind = type === 'fifo' ? ['p'] : [type === 'block-device' ? 'b' : 'c', String(header.devmajor ?? 0), String(header.devminor ?? 0)]
+    this.remove(path)
+    const kind = type === 'fifo' ? ['p'] : [type === 'block-device' ? 'b' : 'c', String(header.devmajor), String(header.devminor)]
     await run('mknod', [path, ...kind], {logger: this.state.logger})
-    lchownSync(path, header.uid ?? 0, header.gid ?? 0)
-    chmodSync(path, (header.mode ?? 0o644) & 0o7777)
-    const mtime = header.mtime ?? new Date(0)
-    lutimesSync(path, mtime, mtime)
+    lchownSync(path, header.uid, header.gid)
+    chmodSync(path, header.mode & 0o7777)
+    lutimesSync(path, header.mtime, header.mtime)
+    return true
   }
 }

@@ -7,34 +7,42 @@
  * and recreates — so the base root is never touched.
  */
 import {linkSync, lstatSync, mkdirSync, readdirSync} from 'node:fs'
-import {join} from 'node:path'
+import {resolve} from 'node:path'
 
 import type {MergeState} from './apply-entry.js'
+
+/** Entries cloned between two turns of the event loop (a clone of a large root takes seconds). */
+const ENTRIES_PER_TURN = 2000
 
 /**
  * Clone `source` into `state.root` (which exists and is empty), leaving out the
  * relative paths in `skip` (what publish added to the base: mount points, markers).
- * Returns the number of entries cloned.
+ * Returns the number of entries cloned and the directories of `source` cloned (their
+ * attributes are copied separately: they live on the directory, not a shared inode).
+ * Gives the event loop a turn every few thousand entries: the download of the layers
+ * to apply runs meanwhile, and signals are handled.
  */
-export function cloneTree(source: string, state: MergeState, skip: ReadonlySet<string>): number {
+export async function cloneTree(source: string, state: MergeState, skip: ReadonlySet<string>): Promise<{entries: number; dirs: string[]}> {
   let entries = 0
-  const walk = (from: string, to: string, rel: string): void => {
+  const dirs: string[] = []
+  const walk = async (from: string, to: string, rel: string): Promise<void> => {
     for (const child of readdirSync(from, {withFileTypes: true})) {
       const childRel = rel ? `${rel}/${child.name}` : child.name
       if (skip.has(childRel)) continue
-      const src = join(from, child.name)
-      const dest = join(to, child.name)
-      entries++
+      const src = `${from}/${child.name}`
+      const dest = `${to}/${child.name}`
+      if (++entries % ENTRIES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve))
       if (child.isDirectory()) {
         const stat = lstatSync(src)
         mkdirSync(dest, {mode: 0o700})
-        state.dirs.set(dest, {mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtime})
-        walk(src, dest, childRel)
+        state.dirs.set(dest, {mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtimeMs / 1000})
+        dirs.push(src)
+        await walk(src, dest, childRel)
       } else {
         linkSync(src, dest)
       }
     }
   }
-  walk(source, state.root, '')
-  return entries
+  await walk(resolve(source), state.root, '')
+  return {entries, dirs}
 }

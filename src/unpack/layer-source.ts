@@ -3,16 +3,15 @@
  * counted as they are read, decompressed (gzip, zstd where Node.js has it, or
  * none — sniffed from the magic bytes, as containerd does, since archives made by
  * some tools carry a gzip media type on a plain tar), and the tar bytes are hashed
- * again. After the stream was drained to its end, `verify()` compares the blob
- * digest and size with the manifest and the DiffID with the config.
+ * again, all in the layer reader's thread (layer-worker.ts). After the stream was
+ * drained to its end, `verify()` compares the blob digest and size with the manifest
+ * and the DiffID with the config.
  */
-import {createHash, type Hash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
 import {open} from 'node:fs/promises'
-import {PassThrough, Transform, type Readable} from 'node:stream'
 import * as zlib from 'node:zlib'
 
 import {UserError, VerificationError} from '../errors.js'
+import type {LayerReader} from './layer-worker.js'
 
 export type Compression = 'gzip' | 'zstd' | 'none'
 
@@ -21,21 +20,6 @@ export function sniffCompression(head: Buffer): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd'
   return 'none'
-}
-
-/** A stream that hashes and counts what flows through it. */
-class HashTap extends Transform {
-  readonly hash: Hash = createHash('sha256')
-  bytes = 0
-  constructor(private readonly onBytes?: (n: number) => void) {
-    super()
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null, data?: Buffer) => void): void {
-    this.hash.update(chunk)
-    this.bytes += chunk.length
-    this.onBytes?.(chunk.length)
-    done(null, chunk)
-  }
 }
 
 export interface LayerExpectation {
@@ -50,27 +34,32 @@ export interface LayerExpectation {
 
 export interface OpenedLayer {
   compression: Compression
-  /** The stages to pipe, in order: blob → … → tar bytes. */
-  stages: [Readable, ...Transform[]]
+  /** The uncompressed tar bytes, hashed for the DiffID as they are taken. */
+  chunks: AsyncIterable<Buffer>
   /** Throws VerificationError unless digest, size and DiffID all match. */
   verify(): void
   /** Uncompressed bytes seen so far. */
   tarBytes(): number
+  /** Stop reading (after an error elsewhere). */
+  destroy(): void
 }
 
 /** zstd needs Node.js ≥ 22.15 (zlib.createZstdDecompress). */
-function zstdDecompressor(label: string): Transform {
-  const create = (zlib as unknown as {createZstdDecompress?: () => Transform}).createZstdDecompress
-  if (typeof create !== 'function') {
+function checkZstd(label: string): void {
+  if (typeof (zlib as unknown as {createZstdDecompress?: unknown}).createZstdDecompress !== 'function') {
     throw new UserError(`layer ${label} is zstd-compressed, and this Node.js (${process.version}) cannot decompress zstd`, {
       code: 'E_ZSTD_UNSUPPORTED',
       hint: 'Run cvmfs-oci with Node.js >= 22.15, or convert the image to gzip first: skopeo copy --dest-compress-format gzip SRC DEST',
     })
   }
-  return create()
 }
 
+/**
+ * Open a layer blob: its tar bytes come from `reader` (a thread that hashes and
+ * decompresses), `verify()` checks its sums once they were all taken.
+ */
 export async function openLayer(
+  reader: LayerReader,
   blobPath: string,
   expect: LayerExpectation,
   onCompressedBytes?: (n: number) => void,
@@ -84,24 +73,26 @@ export async function openLayer(
     await handle.close()
   }
   const compression = sniffCompression(head.subarray(0, headBytes))
-  const source = createReadStream(blobPath, {highWaterMark: 1 << 20})
-  const compressedTap = new HashTap(onCompressedBytes)
-  const decompress: Transform =
-    compression === 'gzip'
-      ? zlib.createGunzip({chunkSize: 1 << 17})
-      : compression === 'zstd'
-        ? zstdDecompressor(expect.label)
-        : new PassThrough()
-  const tarTap = new HashTap()
+  if (compression === 'zstd') checkZstd(expect.label)
+  const read = reader.read(blobPath, compression, onCompressedBytes)
+  let tarBytes = 0
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for await (const piece of read.pieces) {
+      tarBytes += piece.length
+      yield piece
+    }
+  }
   return {
     compression,
-    stages: [source, compressedTap, decompress, tarTap],
-    tarBytes: () => tarTap.bytes,
+    chunks: chunks(),
+    tarBytes: () => tarBytes,
+    destroy: () => read.cancel(),
     verify() {
-      const digest = `sha256:${compressedTap.hash.digest('hex')}`
-      if (compressedTap.bytes !== expect.size) {
+      const sums = read.sums()
+      const digest = `sha256:${sums.blobDigest}`
+      if (sums.blobBytes !== expect.size) {
         throw new VerificationError(
-          `layer ${expect.label}: size mismatch: got ${compressedTap.bytes} bytes, the manifest says ${expect.size}`,
+          `layer ${expect.label}: size mismatch: got ${sums.blobBytes} bytes, the manifest says ${expect.size}`,
           {code: 'E_SIZE_MISMATCH', hint: 'The blob is truncated or was replaced; the registry or the archive is corrupt.'},
         )
       }
@@ -111,7 +102,7 @@ export async function openLayer(
           hint: 'The blob does not match the manifest; the registry or the archive is corrupt or was tampered with.',
         })
       }
-      const diffId = `sha256:${tarTap.hash.digest('hex')}`
+      const diffId = `sha256:${sums.tarDigest}`
       if (diffId !== expect.diffId) {
         throw new VerificationError(`layer ${expect.label}: diffid mismatch: got ${diffId} expected ${expect.diffId}`, {
           code: 'E_DIFFID_MISMATCH',

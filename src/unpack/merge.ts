@@ -3,17 +3,17 @@
  * verifying each layer's digest, size and DiffID as it streams. The target is a
  * staging directory: nothing here is visible to readers until the caller renames it.
  */
-import {chmodSync, lchownSync, lstatSync, lutimesSync} from 'node:fs'
-import {join, relative} from 'node:path'
-import {pipeline} from 'node:stream/promises'
+import {chmodSync, lchownSync, lutimesSync} from 'node:fs'
+import {join, relative, resolve} from 'node:path'
 
 import {CvmfsOciError, VerificationError} from '../errors.js'
 import type {Logger} from '../log.js'
-import {LayerApplier, MergeState, type TarEntry} from './apply-entry.js'
+import {LayerApplier, MergeState} from './apply-entry.js'
 import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
-import {createTarExtract} from './tar-reader.js'
+import {LayerReader} from './layer-worker.js'
+import {TarFormatError, TarParser} from './tar-parser.js'
 import {cloneTree} from './clone-tree.js'
-import {applyXattrs, readXattrTree} from './xattrs.js'
+import {applyXattrs, readXattrsOf} from './xattrs.js'
 
 export interface LayerInput {
   blobPath: string
@@ -44,6 +44,8 @@ export interface MergeStats {
   bytes: number
   /** Uncompressed tar bytes read. */
   tarBytes: number
+  /** Bytes of file content the merged tree holds, each inode once (a merge from nothing only). */
+  treeBytes?: number
   compressions: Compression[]
   /** Device nodes and FIFOs not created (not running as root). */
   skipped: string[]
@@ -51,47 +53,63 @@ export interface MergeStats {
 
 export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
   const isRoot = options.isRoot ?? process.getuid?.() === 0
-  const state = new MergeState(options.root, isRoot, options.logger)
+  // Absolute and without a trailing slash: paths below it are built by concatenation.
+  const state = new MergeState(resolve(options.root), isRoot, options.logger)
   // Files are created with their final permission bits (see apply-entry.ts).
   const umask = process.umask(0)
+  // Started first: its thread comes up while the base is cloned or the first blob downloads.
+  const reader = new LayerReader()
   try {
-    return await mergeInto(state, options)
+    return await mergeInto(state, reader, options)
   } finally {
     process.umask(umask)
+    await reader.close()
   }
 }
 
-async function mergeInto(state: MergeState, options: MergeOptions): Promise<MergeStats> {
+async function mergeInto(state: MergeState, reader: LayerReader, options: MergeOptions): Promise<MergeStats> {
   const compressions: Compression[] = []
   let tarBytes = 0
   if (options.base) {
-    const cloned = cloneTree(options.base.path, state, new Set(options.base.skip))
+    const base = resolve(options.base.path)
+    const cloned = await cloneTree(base, state, new Set(options.base.skip))
     // Directory attributes live on the directory, not on a shared inode: copy them.
-    for (const [path, attrs] of await readXattrTree(options.base.path, options.logger)) {
-      const rel = relative(options.base.path, path)
-      if (rel && !options.base.skip.includes(rel) && lstatSync(path).isDirectory()) state.xattrs.set(join(options.root, rel), attrs)
-    }
-    options.logger.debug(`started from ${options.base.path} (${cloned} entries)`)
+    for (const [path, attrs] of await readXattrsOf(cloned.dirs, options.logger)) state.xattrs.set(join(state.root, relative(base, path)), attrs)
+    options.logger.debug(`started from ${options.base.path} (${cloned.entries} entries)`)
   }
   for (const [index, input] of options.layers.entries()) {
+    const waitStart = performance.now()
     await options.waitForBlob?.(input.blobPath)
-    const layer = await openLayer(input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
+    const applyStart = performance.now()
+    const layer = await openLayer(reader, input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
     compressions.push(layer.compression)
-    const extract = createTarExtract()
-    const piping = pipeline([...layer.stages, extract as unknown as NodeJS.WritableStream])
-    // Whichever side fails first decides the error; the other side's rejection is expected.
-    piping.catch(() => {})
     const applier = new LayerApplier(state, input.expect.label, index > 0 || options.base !== undefined)
+    const parser = new TarParser()
     try {
-      for await (const entry of extract) await applier.apply(entry as unknown as TarEntry)
-      await piping
+      for await (const chunk of layer.chunks) {
+        parser.push(chunk)
+        // Every entry whose bytes are here is applied before the next chunk is awaited.
+        for (let event = parser.next(); event; event = parser.next()) {
+          if (event.kind === 'data') applier.data(event.bytes)
+          else if (event.kind === 'end') applier.end()
+          else {
+            const pending = applier.header(event.header)
+            if (pending) await pending
+          }
+        }
+        // The piece goes back to the reader, which fills it again.
+        parser.release()
+      }
+      parser.end()
     } catch (error) {
-      for (const stage of layer.stages) stage.destroy()
-      extract.destroy()
+      applier.abort()
+      layer.destroy()
       throw asLayerFormatError(error, input.expect.label)
     }
     layer.verify()
     tarBytes += layer.tarBytes()
+    const seconds = (ms: number) => (ms / 1000).toFixed(2)
+    options.logger.debug(`layer ${input.expect.label}: ${seconds(applyStart - waitStart)} s waiting for its blob, ${seconds(performance.now() - applyStart)} s applying ${layer.tarBytes()} bytes`)
   }
   finishDirectories(state)
   await applyXattrs(state.xattrs, options.workDir, options.logger)
@@ -100,18 +118,19 @@ async function mergeInto(state: MergeState, options: MergeOptions): Promise<Merg
     const more = state.skipped.length > 20 ? ` and ${state.skipped.length - 20} more` : ''
     options.logger.warn(`not running as root: device nodes and FIFOs were skipped: ${shown}${more}`)
   }
-  return {entries: state.entries, files: state.files, bytes: state.bytes, tarBytes, compressions, skipped: state.skipped}
+  const treeBytes = options.base ? undefined : state.treeBytes
+  return {entries: state.entries, files: state.files, bytes: state.bytes, tarBytes, treeBytes, compressions, skipped: state.skipped}
 }
 
 /**
  * A layer that is not what it claims (not gzip, not a tar, truncated) is an invalid
- * image, not a bug: say so. zlib's errors carry Z_* codes; tar-stream's are plain.
+ * image, not a bug: say so. zlib's errors carry Z_* codes; the tar parser's are TarFormatErrors.
  */
 function asLayerFormatError(error: unknown, label: string): unknown {
   if (error instanceof CvmfsOciError) return error
   const {code, message} = error as {code?: string; message?: string}
   const zlib = typeof code === 'string' && code.startsWith('Z_')
-  const tar = /tar header|Unexpected end of data|Invalid tar/i.test(message ?? '')
+  const tar = error instanceof TarFormatError
   if (!zlib && !tar) return error
   return new VerificationError(`layer ${label} is not a valid ${zlib ? 'compressed stream' : 'tar archive'}: ${message}`, {
     code: 'E_BAD_LAYER',

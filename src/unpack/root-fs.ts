@@ -10,7 +10,6 @@
  * call (decompression keeps running on the pool meanwhile).
  */
 import {lstatSync, mkdirSync, readlinkSync} from 'node:fs'
-import {join} from 'node:path'
 
 import {hostileEntry} from './entry-path.js'
 
@@ -23,14 +22,29 @@ export class RootFs {
 
   constructor(readonly root: string) {}
 
-  /** Absolute path of components below the root. */
+  /** Resolved parent → its absolute path. */
+  private readonly paths = new Map<string, string>()
+
+  /** Absolute path of components below the root (plain names: what resolution returns). */
   abs(components: readonly string[]): string {
-    return components.length === 0 ? this.root : join(this.root, ...components)
+    return components.length === 0 ? this.root : `${this.root}/${components.join('/')}`
   }
 
   /** Forget cached resolutions: call after removing or replacing a directory or symlink. */
   invalidate(): void {
     this.cache.clear()
+    this.paths.clear()
+  }
+
+  /** {@link resolveDir}, as an absolute path. */
+  resolveDirPath(components: readonly string[], entry: string, layer: string): string {
+    const key = components.join('/')
+    let path = this.paths.get(key)
+    if (path === undefined) {
+      path = this.abs(this.resolveDir(components, entry, layer))
+      this.paths.set(key, path)
+    }
+    return path
   }
 
   /**

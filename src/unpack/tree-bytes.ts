@@ -1,25 +1,26 @@
 /** Bytes of file content in a tree, each hardlinked file counted once. */
-import {lstatSync, readdirSync} from 'node:fs'
+import {lstatSync, readdirSync, type Stats} from 'node:fs'
 import {join} from 'node:path'
+
+/** Call `visit` with the lstat of every regular file below `dir` (symlinks not followed). */
+export function forEachFile(dir: string, visit: (stat: Stats) => void): void {
+  for (const child of readdirSync(dir, {withFileTypes: true})) {
+    const full = join(dir, child.name)
+    if (child.isDirectory()) forEachFile(full, visit)
+    else if (child.isFile()) visit(lstatSync(full))
+  }
+}
 
 export function treeBytes(dir: string): number {
   const seen = new Set<string>()
   let total = 0
-  const walk = (path: string): void => {
-    for (const child of readdirSync(path, {withFileTypes: true})) {
-      const full = join(path, child.name)
-      if (child.isDirectory()) walk(full)
-      else if (child.isFile()) {
-        const st = lstatSync(full)
-        const key = `${st.dev}:${st.ino}`
-        if (st.nlink > 1) {
-          if (seen.has(key)) continue
-          seen.add(key)
-        }
-        total += st.size
-      }
+  forEachFile(dir, (st) => {
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`
+      if (seen.has(key)) return
+      seen.add(key)
     }
-  }
-  walk(dir)
+    total += st.size
+  })
   return total
 }

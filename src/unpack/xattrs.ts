@@ -63,7 +63,23 @@ export function unquotePath(quoted: string): string {
  * absolute path → attribute name → raw value. Paths without attributes are absent.
  */
 export async function readXattrTree(dir: string, logger: Logger): Promise<XattrTable> {
-  const result = await run('getfattr', ['--recursive', '--physical', '--no-dereference', '--dump', '--match=-', '--encoding=hex', '--absolute-names', dir], {
+  return getfattr(['--recursive', dir], logger)
+}
+
+/** Paths per getfattr run of {@link readXattrsOf}: far below any argument-length limit. */
+const PATHS_PER_RUN = 500
+
+/** The extended attributes of `paths` themselves (not below them), as {@link readXattrTree} gives them. */
+export async function readXattrsOf(paths: readonly string[], logger: Logger): Promise<XattrTable> {
+  const table: XattrTable = new Map()
+  for (let i = 0; i < paths.length; i += PATHS_PER_RUN) {
+    for (const [path, attrs] of await getfattr(['--', ...paths.slice(i, i + PATHS_PER_RUN)], logger)) table.set(path, attrs)
+  }
+  return table
+}
+
+async function getfattr(args: string[], logger: Logger): Promise<XattrTable> {
+  const result = await run('getfattr', ['--physical', '--no-dereference', '--dump', '--match=-', '--encoding=hex', '--absolute-names', ...args], {
     logger,
     binaryStdout: true,
     env: {LC_ALL: 'C'},

@@ -47,7 +47,7 @@ export function trickyImage(): ImageSpec {
           {name: 'données/', type: 'directory'},
           {name: NON_ASCII, content: 'unicode\n'},
           {name: 'home/', type: 'directory'},
-          {name: 'home/user/', type: 'directory', uid: 1000, gid: 1000, mode: 0o700},
+          {name: 'home/user/', type: 'directory', uid: 1000, gid: 1000, mode: 0o700, xattrs: {'user.dir': Buffer.from('on a directory')}},
           {name: 'home/user/secret', content: 'mine\n', uid: 1000, gid: 1000, mode: 0o600},
           {name: 'dev/', type: 'directory'},
           {name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666},

@@ -36,6 +36,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   unshare: 'util-linux',
   tar: 'tar',
   mknod: 'coreutils',
+  script: 'bsdutils',
+  stty: 'coreutils',
   zstd: 'zstd',
 }
 
