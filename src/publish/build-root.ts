@@ -10,7 +10,7 @@ import {STAGING_DIR} from '../backends/directory.js'
 import {VerificationError} from '../errors.js'
 import {CATALOG_MARKER, digestHex, flatRootRel} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
-import {ensureCatalogMarkers, writeFlatRecord} from '../layout/write.js'
+import {ensureCatalogMarkers, type FlatRecord} from '../layout/write.js'
 import {formatBytes} from '../log.js'
 import {chainIds} from '../oci/chain-id.js'
 import type {ImageConfig, ImageManifest} from '../oci/documents.js'
@@ -39,7 +39,8 @@ async function blobReady(path: string, download: Promise<void>): Promise<void> {
 /**
  * Merge the layers into staging (from a published base root where one holds the
  * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
- * place; record its size, ChainID and what was added.
+ * place. Returns its record (size, ChainID, what was added), which the caller writes with
+ * the metadata (`.metadata/.flat/…`: outside the flat root's own lease, publish/parts.ts).
  */
 export async function buildFlatRoot(
   root: string,
@@ -48,7 +49,7 @@ export async function buildFlatRoot(
   config: ImageConfig,
   what: string,
   options: PublishOptions & {download?: Promise<void>},
-): Promise<{size: number; added: string[]}> {
+): Promise<{size: number; added: string[]; record: FlatRecord}> {
   const {logger} = options
   const configDigest = manifest.config.digest
   const staging = join(root, STAGING_DIR, `${digestHex(configDigest)}.${process.pid}`)
@@ -95,8 +96,7 @@ export async function buildFlatRoot(
     await rename(staging, flat)
     // What the root holds (not what was written: upper layers overwrite lower files).
     const size = treeBytes(flat)
-    await writeFlatRecord(root, {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()})
-    return {size, added}
+    return {size, added, record: {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()}}
   } finally {
     await rm(staging, {recursive: true, force: true})
   }

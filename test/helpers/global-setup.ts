@@ -22,8 +22,8 @@ declare module 'vitest' {
 const STARTUP_TIMEOUT_MS = 20_000
 const START_ATTEMPTS = 3
 
-/** A port that was free a moment ago (the registry may still lose a race; we retry). */
-async function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago (whoever takes it may still lose a race). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', reject)
