@@ -17,6 +17,13 @@ export interface RepositoryBackend {
    * as they arrive). Not while a CVMFS transaction is open: it must stay short.
    */
   readonly downloadDuringChange?: boolean
+  /**
+   * Whether publishers on other machines change the repository at the same time (a CVMFS
+   * repository gateway: each change holds a lease on the one path it is scoped to). Callers
+   * then split their work into changes as narrow as the layout allows (publish/parts.ts),
+   * each re-reading inside it what it updates. Elsewhere one change holds all of it.
+   */
+  readonly concurrentPublishers?: boolean
   /** The repository root that readers see (e.g. /cvmfs/NAME or the --root directory). */
   readonly root: string
   /** Human name for messages. */
@@ -27,7 +34,8 @@ export interface RepositoryBackend {
    * Run `change` with the repository writable under `root`; make it visible when it
    * resolves, roll everything back and rethrow the original error when it throws.
    * `paths` are the repository-relative paths the change will touch (for leases): the
-   * change may create, replace or delete them and anything below them.
+   * change may create, replace or delete them and anything below them; `''` is the whole
+   * repository. A change that writes nothing publishes nothing.
    */
   change<T>(paths: string[], change: (root: string) => Promise<T>): Promise<T>
   /** Release what open() took (locks). */

@@ -34,6 +34,8 @@ import {SignalGuard} from './signals.js'
 import {packTree} from './tar-pack.js'
 
 const SCRATCH_PREFIX = 'ingest.'
+/** The flat root a path is in. */
+const FLAT_ROOT = /^\.flat\/[0-9a-f]{2}\/[0-9a-f]{64}(?=\/|$)/
 
 export class CvmfsIngestBackend extends CvmfsBackend {
   private changes = 0
@@ -128,7 +130,9 @@ export class CvmfsIngestBackend extends CvmfsBackend {
     if (step.remove.length > 0) this.logger.debug(`${name}: deleting ${step.remove.join(', ')} in a transaction (cvmfs_server ingest -d cannot name a path with ':')`)
     const table: XattrTable = new Map([...step.xattrs].map(([rel, attrs]) => [join(this.root, rel), attrs]))
     try {
-      await inTransaction(this.repository, [...step.remove, ...files], async () => {
+      // Extended attributes are set on the flat roots the files are in: one lease each.
+      const scope = files.map((file) => FLAT_ROOT.exec(file)?.[0] ?? file)
+      await inTransaction(this.repository, [...step.remove, ...scope], async () => {
         for (const path of step.remove) await rm(join(this.root, path), {recursive: true, force: true})
         await applyXattrs(table, scratch, this.logger)
       })

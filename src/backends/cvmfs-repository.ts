@@ -22,7 +22,8 @@ import {BusyError, UsageError, UserError} from '../errors.js'
 import {WORK_DIR} from '../layout/paths.js'
 import type {Logger} from '../log.js'
 import type {BackendOptions, RepositoryBackend} from './backend.js'
-import {abortTransaction, ingest, notAPublisher, repositoryStatus} from './cvmfs-server.js'
+import {mountedHead, publishedHead, readServerConfig, type ServerConfig} from './cvmfs-gateway.js'
+import {abortTransaction, ingest, notAPublisher, refreshMount, repositoryStatus} from './cvmfs-server.js'
 import {acquireLock, currentHolder, describeHolder, holderIsGone, readHolder, type Holder, type Lock} from './lock.js'
 
 /** Where cvmfs-oci keeps its state on a publisher, unless configured otherwise. */
@@ -55,6 +56,10 @@ export class CvmfsRepository {
     stateDir: string,
     readonly lock: Lock,
     readonly logger: Logger,
+    /** Its server.conf: spool directory, stratum-0, gateway. */
+    readonly config: ServerConfig,
+    /** How long to wait for a busy gateway lease, in ms (--lock-timeout). */
+    readonly lockTimeoutMs: number,
   ) {
     this.stateDir = stateDir
     this.marker = join(stateDir, 'transaction.json')
@@ -81,11 +86,14 @@ export class CvmfsRepository {
     }
     const stateDir = join(options.stateDir, name)
     const lock = await acquireLock(join(stateDir, 'lock'), `repository ${name}`, options.lockTimeoutMs, logger)
-    const repository = new CvmfsRepository(name, root, stateDir, lock, logger)
+    const repository = new CvmfsRepository(name, root, stateDir, lock, logger, await readServerConfig(name), options.lockTimeoutMs)
     try {
       // Read again: while we waited for the lock, another cvmfs-oci may have opened and closed one.
       await repository.recover((await repositoryStatus(name, logger)).inTransaction)
       await repository.removeUnfinished()
+      // Through a gateway this publisher's view may be behind what others published: what
+      // the command reads first (is it published? what is garbage?) must be the newest.
+      if (repository.gateway) await repository.catchUp()
     } catch (error) {
       await lock.release()
       throw error
@@ -160,6 +168,21 @@ export class CvmfsRepository {
   async release(): Promise<void> {
     await this.lock.release()
   }
+
+  /** Bring this publisher's view to the newest published revision, if it is behind (outside a transaction). */
+  async catchUp(): Promise<void> {
+    const {stratum0, spoolDir} = this.config
+    if (!stratum0) return
+    const [published, mounted] = await Promise.all([publishedHead(stratum0), mountedHead(spoolDir, this.logger)])
+    if (mounted.revision >= published.revision) return
+    this.logger.debug(`${this.name}: this publisher's view is at revision ${mounted.revision}, the newest is ${published.revision}: remounting it`)
+    await refreshMount(this.name, this.logger)
+  }
+
+  /** The gateway's API URL when this repository is published through one (other publishers may change it meanwhile). */
+  get gateway(): string | undefined {
+    return this.config.gatewayUrl
+  }
 }
 
 /**
@@ -176,16 +199,23 @@ export abstract class CvmfsBackend implements RepositoryBackend {
   readonly root: string
   readonly stateDir: string
   readonly description: string
+  /**
+   * Through a gateway, publishers on other machines change the repository at the same
+   * time: callers then make each change as narrow as the layout allows (backend.ts).
+   */
+  readonly concurrentPublishers: boolean
   protected readonly logger: Logger
 
   protected constructor(
     protected readonly repository: CvmfsRepository,
     how: string,
+    narrowChanges = false,
   ) {
     this.root = repository.root
     this.stateDir = repository.stateDir
     this.logger = repository.logger
-    this.description = `CVMFS repository ${repository.name} (${how})`
+    this.description = `CVMFS repository ${repository.name} (${how}${repository.gateway ? `, through the gateway ${repository.gateway}` : ''})`
+    this.concurrentPublishers = narrowChanges && repository.gateway !== undefined
   }
 
   abstract change<T>(paths: string[], change: (root: string) => Promise<T>): Promise<T>

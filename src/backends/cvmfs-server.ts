@@ -30,23 +30,58 @@ export interface RepositoryStatus {
   line?: string
 }
 
+/** `transaction NAME/sub` through a gateway when that path (or one overlapping it) is leased: EBUSY. */
+const EXIT_LEASE_BUSY = 16
+
+/** What `cvmfs_server transaction` answered. */
+export type OpenResult =
+  | {status: 'opened'}
+  /** The server refuses the scope: its parent directory does not exist (yet). */
+  | {status: 'no-such-path'}
+  /** A gateway holds an overlapping lease: `detail` is its answer (`Path busy. Time remaining = …`). */
+  | {status: 'busy'; detail: string}
+
 /**
  * Open a transaction on `name`, scoped to `subpath` (relative, no leading slash) when
- * given. Returns `'no-such-path'` when the server refuses the scope because the path does
- * not exist yet (the caller opens an unscoped one instead).
+ * given. Through a gateway the scope is the lease path; only the parent of a scope must
+ * exist. Never `transaction -t`: cvmfs_publish 2.12 then waits for a busy lease inside one
+ * process, with the revision it read when it started, and a transaction based on a
+ * revision older than the newest drops what others published since under its lease (seen
+ * with the kit: see README.md, "Several publishers: the gateway"). The caller waits instead.
  *
  * @throws BusyError `E_TRANSACTION_OPEN` when a transaction is already open.
  */
-export async function openTransaction(name: string, subpath: string | undefined, logger: Logger): Promise<'opened' | 'no-such-path'> {
+export async function openTransaction(name: string, subpath: string | undefined, logger: Logger): Promise<OpenResult> {
+  let answer
   try {
-    await server(['transaction', subpath ? `${name}/${subpath}` : name], logger)
-    return 'opened'
+    answer = await server(['transaction', subpath ? `${name}/${subpath}` : name], logger, undefined, [EXIT_LEASE_BUSY])
   } catch (error) {
     if (!(error instanceof ExternalError)) throw error
-    if (error.commandExitCode === EXIT_NO_SUCH_PATH && /non-existing path/i.test(error.stderrTail)) return 'no-such-path'
+    if (error.commandExitCode === EXIT_NO_SUCH_PATH && /non-existing path/i.test(error.stderrTail)) return {status: 'no-such-path'}
     if (error.commandExitCode === EXIT_TRANSACTION_OPEN || /transaction is already open/i.test(error.stderrTail)) throw transactionOpen(name, error)
     throw error
   }
+  if (answer.exitCode === EXIT_LEASE_BUSY) {
+    const output = `${answer.stdout}\n${answer.stderr}`
+    if (!/lease path busy|Path busy/i.test(output)) {
+      throw new ExternalError(`cvmfs_server transaction ${name}${subpath ? `/${subpath}` : ''} exited with code ${EXIT_LEASE_BUSY}`, {
+        command: `cvmfs_server transaction ${name}`,
+        exitCode: EXIT_LEASE_BUSY,
+        stderrTail: output.trim(),
+      })
+    }
+    return {status: 'busy', detail: /Path busy[^\n]*/.exec(output)?.[0]?.trim() ?? 'lease path busy'}
+  }
+  return {status: 'opened'}
+}
+
+/**
+ * `cvmfs_server mount NAME`: its health check remounts a publisher's read-only view at the
+ * newest published revision when it is behind (a gateway publisher's view can stay one
+ * revision behind, even after its own publish). Outside a transaction only.
+ */
+export async function refreshMount(name: string, logger: Logger): Promise<void> {
+  await server(['mount', name], logger)
 }
 
 /** `cvmfs_server publish NAME`: sign and remount the new revision. */
@@ -135,8 +170,8 @@ export function parseList(output: string, name: string): RepositoryStatus {
   return {listed: true, inTransaction: /\bin transaction\b/.test(details), line: line.trimEnd()}
 }
 
-async function server(args: string[], logger: Logger, input?: Readable) {
-  return run(PROGRAM, args, {logger, missingHint: MISSING, input})
+async function server(args: string[], logger: Logger, input?: Readable, okExitCodes?: number[]) {
+  return run(PROGRAM, args, {logger, missingHint: MISSING, input, okExitCodes})
 }
 
 function transactionOpen(name: string, cause: unknown): BusyError {

@@ -45,7 +45,7 @@ export function currentHolder(): Holder {
 
 /** Whether a holder on this host is dead (a holder on another host is never known dead). */
 export function holderIsGone(holder: Holder): boolean {
-  return holder.host === hostname() && !alive(holder.pid)
+  return holder.host === hostname() && !processAlive(holder.pid)
 }
 
 /** How a holder is named in messages. */
@@ -53,7 +53,8 @@ export function describeHolder(holder: Holder | undefined): string {
   return holder ? `process ${holder.pid} on ${holder.host} since ${holder.started}` : 'another process'
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this machine runs (one of another user's counts). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

@@ -2,7 +2,7 @@
  * `cvmfs-oci gc` as a function: find what nothing references (scan.ts), keep what became
  * unreferenced less than the grace period ago (marks.ts), delete the rest in batches (one
  * repository change each: one cvmfs_server transaction, scoped to the area it touches when
- * it can be), pruning the podman store's layers of deleted flat roots in the same change,
+ * it can be; through a gateway, on the whole repository and re-checked inside), pruning the podman store's layers of deleted flat roots in the same change,
  * and report what was (or, with --dry-run, would be) freed.
  */
 import {lstat} from 'node:fs/promises'
@@ -72,8 +72,18 @@ export async function gcCommand(options: GcOptions): Promise<GcResult> {
       const batch = result.deleted.slice(start, start + options.batchSize)
       const names = batch.flatMap((item) => (item.name ? [item.name] : []))
       const touchesStore = store && batch.some((item) => item.kind === 'flat' || item.name)
-      const paths = batch.map((item) => item.path)
-      await backend.change(touchesStore ? [...paths, PODMAN_STORE_DIR] : paths, async (root) => {
+      let paths = batch.map((item) => item.path)
+      // Through a gateway others publish meanwhile, and what they link lives elsewhere than
+      // what gc deletes: a batch holds the whole repository's lease, and deletes only what
+      // is still unreferenced in the newest revision.
+      const scope = backend.concurrentPublishers ? [''] : touchesStore ? [...paths, PODMAN_STORE_DIR] : paths
+      await backend.change(scope, async (root) => {
+        if (backend.concurrentPublishers) {
+          const still = new Set((await findGarbage(root)).map((garbage) => garbage.path))
+          const gone = paths.filter((path) => !still.has(path))
+          if (gone.length > 0) logger.info(`kept ${gone.join(', ')}: referenced again (by another publisher)`)
+          paths = paths.filter((path) => still.has(path))
+        }
         for (const path of paths) await removeAndPrune(root, path)
         // Drops removed names, and the layers whose flat root is now gone.
         if (touchesStore) await updatePodmanStore(root, {remove: names}, logger)

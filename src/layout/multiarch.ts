@@ -69,18 +69,37 @@ async function aliasStates(dir: string): Promise<{alias: string; target?: string
  * only). Alias links then follow the directories left. Returns what it removed.
  */
 export async function removeOtherForms(root: string, name: string, keep?: readonly string[]): Promise<string[]> {
+  return [...(await removeOtherMetadata(root, name, keep)), ...(await removeOtherLinks(root, name, keep))]
+}
+
+/** The part of {@link removeOtherForms} below `.metadata`. */
+export async function removeOtherMetadata(root: string, name: string, keep?: readonly string[]): Promise<string[]> {
   const removed: string[] = []
-  const drop = async (rel: string) => {
-    if (!(await lstat(join(root, rel)).then(() => true, () => false))) return
-    await removeAndPrune(root, rel)
-    removed.push(rel)
+  if (keep !== undefined && (await dropPath(root, metadataDirRel(name)))) removed.push(metadataDirRel(name))
+  for (const arch of await otherPlatformDirs(root, name, keep)) {
+    if (await dropPath(root, multiarchMetadataDirRel(arch, name))) removed.push(multiarchMetadataDirRel(arch, name))
   }
-  if (keep !== undefined) await drop(metadataDirRel(name))
-  for (const arch of await platformDirsOf(root, name)) {
-    if (keep?.includes(arch)) continue
-    await drop(multiarchLinkRel(arch, name))
-    await drop(multiarchMetadataDirRel(arch, name))
+  return removed
+}
+
+/** The part of {@link removeOtherForms} below `.multiarch`: links, then the alias links. */
+export async function removeOtherLinks(root: string, name: string, keep?: readonly string[]): Promise<string[]> {
+  const removed: string[] = []
+  for (const arch of await otherPlatformDirs(root, name, keep)) {
+    if (await dropPath(root, multiarchLinkRel(arch, name))) removed.push(multiarchLinkRel(arch, name))
   }
   await syncArchAliases(join(root, MULTIARCH_DIR))
   return removed
+}
+
+/** The architecture directories holding `name` that are not in `keep`. */
+export async function otherPlatformDirs(root: string, name: string, keep?: readonly string[]): Promise<string[]> {
+  return (await platformDirsOf(root, name)).filter((arch) => !keep?.includes(arch))
+}
+
+/** Remove `rel` and the directories it leaves empty, if it is there; whether it was. */
+async function dropPath(root: string, rel: string): Promise<boolean> {
+  if (!(await lstat(join(root, rel)).then(() => true, () => false))) return false
+  await removeAndPrune(root, rel)
+  return true
 }

@@ -5,7 +5,7 @@
  * clients of the repository) only ever see a complete old or a complete new state:
  * every write goes to a temporary name in the same directory, then rename(2).
  */
-import {lstat, mkdir, readFile, rename, rm, symlink, writeFile} from 'node:fs/promises'
+import {lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {UserError} from '../errors.js'
@@ -115,16 +115,30 @@ export interface ImageMetadata {
  * metadata in `.metadata/.multiarch/<arch>/<name>/` (DUCC's places).
  */
 export async function writeImageMetadata(root: string, meta: ImageMetadata): Promise<void> {
+  await writeImageFiles(root, meta)
+  await writeImageLink(root, meta.record)
+}
+
+/** The metadata of one image (blobs, DUCC's manifest.json, our record): everything below `.metadata`. */
+export async function writeImageFiles(root: string, meta: ImageMetadata): Promise<void> {
   const {record} = meta
   await writeOnce(root, blobRel(record.configDigest), meta.configBytes)
   await writeOnce(root, blobRel(record.manifestDigest), meta.manifestBytes)
   if (meta.indexBytes && record.indexDigest) await writeOnce(root, blobRel(record.indexDigest), meta.indexBytes)
-  const {arch, name, configDigest} = record
+  const {arch, name} = record
   const dir = join(root, arch === undefined ? metadataDirRel(name) : multiarchMetadataDirRel(arch, name))
   await writeFileAtomic(join(dir, DUCC_MANIFEST), meta.duccManifest)
   await writeFileAtomic(join(dir, IMAGE_RECORD), `${JSON.stringify(record, null, 2)}\n`)
-  if (arch === undefined) await replaceSymlink(join(root, name), relativeLinkTarget(name, configDigest))
-  else await replaceSymlink(join(root, multiarchLinkRel(arch, name)), multiarchLinkTarget(arch, name, configDigest))
+}
+
+/** The link of one image (see {@link writeImageMetadata}), unless it already leads there. True when written. */
+export async function writeImageLink(root: string, record: Pick<ImageRecord, 'name' | 'configDigest' | 'arch'>): Promise<boolean> {
+  const {arch, name, configDigest} = record
+  const [path, target] =
+    arch === undefined ? [join(root, name), relativeLinkTarget(name, configDigest)] : [join(root, multiarchLinkRel(arch, name)), multiarchLinkTarget(arch, name, configDigest)]
+  if ((await readlink(path).catch(() => undefined)) === target) return false
+  await replaceSymlink(path, target)
+  return true
 }
 
 /** What we know of a flat root, kept at `.metadata/.flat/<hh>/<hex>.json`. */

@@ -11,7 +11,7 @@ import {VerificationError} from '../errors.js'
 import type {SkippedBlob} from '../fetch/skopeo.js'
 import {CATALOG_MARKER, digestHex, flatRootRel} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
-import {ensureCatalogMarkers, writeFlatRecord} from '../layout/write.js'
+import {ensureCatalogMarkers, type FlatRecord} from '../layout/write.js'
 import {formatBytes} from '../log.js'
 import {chainIds} from '../oci/chain-id.js'
 import type {Descriptor, ImageConfig, ImageManifest} from '../oci/documents.js'
@@ -98,7 +98,8 @@ function addedBytes(root: string, added: readonly string[]): number {
 /**
  * Merge the layers into staging (from a published base root where one holds the
  * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
- * place; record its size, ChainID and what was added.
+ * place. Returns its record (size, ChainID, what was added), which the caller writes with
+ * the metadata (`.metadata/.flat/…`: outside the flat root's own lease, publish/parts.ts).
  */
 export async function buildFlatRoot(
   root: string,
@@ -115,7 +116,7 @@ export async function buildFlatRoot(
     /** The live line on a terminal. */
     progress?: PublishProgress
   },
-): Promise<{size: number; added: string[]}> {
+): Promise<{size: number; added: string[]; record: FlatRecord}> {
   const {logger} = options
   const configDigest = manifest.config.digest
   const staging = join(root, STAGING_DIR, `${digestHex(configDigest)}.${process.pid}`)
@@ -149,8 +150,7 @@ export async function buildFlatRoot(
     // What the root holds (not what was written: upper layers overwrite lower files), as
     // the merge counted it, plus what was added; measured where it started from a clone.
     const size = stats.treeBytes === undefined ? treeBytes(flat) : stats.treeBytes + addedBytes(flat, added)
-    await writeFlatRecord(root, {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()})
-    return {size, added}
+    return {size, added, record: {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()}}
   } finally {
     await rm(staging, {recursive: true, force: true})
   }

@@ -2,9 +2,10 @@
  * Publish one image: fetch (skopeo → a `dir:` layout in a temp dir), verify
  * (schemas, digests, sizes, DiffIDs, platform), merge the layers into a staging
  * directory inside the repository, rename it to `.flat/<hh>/<confighex>`, then
- * write metadata and, last, the public link. An image whose flat root already
- * exists costs no layer download; one whose name already points at the root of its
- * config digest costs no change of the repository at all.
+ * write metadata, the podman store and, last, the public link (parts.ts: one change, or
+ * one each through a gateway). An image whose flat root already exists costs no layer
+ * download; one whose name already points at the root of its config digest costs no
+ * change of the repository at all.
  */
 import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
@@ -15,21 +16,23 @@ import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
-import {removeOtherForms} from '../layout/multiarch.js'
+import {otherPlatformDirs, removeOtherLinks, removeOtherMetadata} from '../layout/multiarch.js'
 import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'
 import {readImageRecord} from '../layout/list.js'
-import {addRuntimeFiles} from '../layout/singularity.js'
-import {readFlatRecord, writeImageMetadata} from '../layout/write.js'
+import {readFlatRecord, writeImageLink, type ImageMetadata} from '../layout/write.js'
 import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
 import type {ImageConfig, ImageManifest} from '../oci/documents.js'
 import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {choosePlatform, choosePlatforms, formatPlatform, hostPlatform, parsePlatformRequest, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
+import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {anyBaseRoot} from './base-root.js'
 import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
+import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {applyParts, type ChangePart} from './parts.js'
 import {PublishProgress} from './progress.js'
 import {publishPlatforms} from './publish-platforms.js'
 import {checkPlatform, checkPlatformListed} from './verify.js'
@@ -178,43 +181,60 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     // From a registry, fetch only the layers the merge needs (not those a published root holds).
     if (overlap && !download) startDownload(plan && source.transport === 'docker' ? blobsHeld(plan) : [])
 
-    // The name may have been published for several platforms: its .multiarch entries go too.
-    const paths = [flatRel, source.name, metadataDirRel(source.name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
     // A root unpacked before (under another name) has its size on record.
     let size = (await readFlatRecord(root, configDigest))?.size ?? (record?.configDigest === configDigest ? (record.size ?? 0) : 0)
-    let added: string[] = []
-    await backend.change(paths, async (writeRoot) => {
-      if (flatExists) {
-        // A root made elsewhere (DUCC's lacks /etc/mtab, /run/.containerenv, …, and
-        // apptainer's labels.json): what is missing goes in with the link, DUCC's own
-        // .singularity.d files stay. Nothing for a root this version made.
-        added = await addRuntimeFiles(join(writeRoot, flatRel), config.config)
-        if (added.length > 0) logger.info(`${source.input}: added to ${flatRel}: ${added.join(', ')}`)
-      } else {
-        const stats = await buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {
-          ...options,
-          reuseBaseRoots,
-          download,
-          plan,
-          blobPath: fetchedBlobPath(temp.path, skip),
-          progress,
-        })
-        size = stats.size
-        added = stats.added
-      }
-      const record = imageRecord(source, {manifestDigest, manifest, config, size, indexDigest: chosen.indexDigest})
-      await writeImageMetadata(writeRoot, {
-        record,
-        manifestBytes: manifestBytes!,
-        configBytes: configBytes!,
-        indexBytes: chosen.indexBytes,
-        duccManifest: toDuccManifest(manifest),
-      })
-      const removed = await removeOtherForms(writeRoot, source.name)
-      if (removed.length > 0) logger.info(`${source.input}: now a single-platform name: removed ${removed.join(', ')}`)
-      await updatePodmanStore(writeRoot, {add: [record]}, logger)
+    const flat: FlatRootOutcome = {built: false, added: []}
+    let wrote = false
+    const meta = (size: number): ImageMetadata => ({
+      record: imageRecord(source, {manifestDigest, manifest, config, size, indexDigest: chosen.indexDigest}),
+      manifestBytes: manifestBytes!,
+      configBytes: configBytes!,
+      indexBytes: chosen.indexBytes,
+      duccManifest: toDuccManifest(manifest),
     })
-    const status: PublishStatus = flatExists ? 'linked' : 'published'
+    // The flat root first, then the metadata, the podman store and, last, the link readers
+    // follow (parts.ts: one change, or through a gateway one short change each).
+    const parts: ChangePart[] = [
+      await flatRootPart(
+        root,
+        {
+          flatRel,
+          config,
+          existed: flatExists,
+          label: source.input,
+          logger,
+          build: (writeRoot) =>
+            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, download, plan, blobPath: fetchedBlobPath(temp.path, skip), progress}),
+        },
+        flat,
+      ),
+      {
+        what: 'metadata',
+        paths: [METADATA_DIR],
+        async write(writeRoot) {
+          size = await recordFlatRoot(writeRoot, configDigest, flat, size)
+          if (await writeImageFilesUnlessThere(writeRoot, meta(size))) wrote = true
+          // The name may have been published for several platforms: their metadata goes.
+          const removed = await removeOtherMetadata(writeRoot, source.name)
+          if (removed.length > 0) logger.info(`${source.input}: now a single-platform name: removed ${removed.join(', ')}`)
+        },
+      },
+      {what: 'podman store', paths: [PODMAN_STORE_DIR], write: (writeRoot) => updatePodmanStore(writeRoot, {add: [meta(size).record]}, logger)},
+      {
+        what: 'link',
+        paths: [source.name],
+        async write(writeRoot) {
+          if (await writeImageLink(writeRoot, {name: source.name, configDigest})) wrote = true
+        },
+      },
+    ]
+    // …and its .multiarch links.
+    if ((await otherPlatformDirs(root, source.name)).length > 0) {
+      parts.push({what: '.multiarch links', paths: [MULTIARCH_DIR], write: async (writeRoot) => void (await removeOtherLinks(writeRoot, source.name))})
+    }
+    await applyParts(backend, parts)
+    const added = flat.added
+    const status: PublishStatus = flat.built ? 'published' : wrote ? 'linked' : 'unchanged'
     logger.info(`${source.input}: ${status} as ${source.name} -> ${flatRel} (${formatBytes(size)}, ${((Date.now() - started) / 1000).toFixed(1)} s)`)
     return result(status, size, added)
 

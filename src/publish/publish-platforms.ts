@@ -3,8 +3,9 @@
  * (docs/layout.md, "Multi-platform names"): each platform's flat root,
  * `.multiarch/<arch>/<name>` links with their metadata in `.metadata/.multiarch/<arch>/`,
  * alias links for the names CVMFS clients give CVMFS_ARCH, and the public name as the
- * variant link `…/.multiarch/$(CVMFS_ARCH:-<this host's arch>)/<name>` — all in one
- * repository change, the public link last. Change detection compares each platform's
+ * variant link `…/.multiarch/$(CVMFS_ARCH:-<this host's arch>)/<name>` — in one
+ * repository change (through a gateway, one short change per part: parts.ts), the public
+ * link last. Change detection compares each platform's
  * config digest with the root its `.multiarch` link leads to, as DUCC does.
  */
 import {readlink} from 'node:fs/promises'
@@ -17,19 +18,21 @@ import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type SkippedBlob} from '../fetch/skopeo.js'
 import {ARCH_VARIABLE} from '../layout/paths.js'
 import {pathExists} from '../layout/exists.js'
-import {addRuntimeFiles} from '../layout/singularity.js'
-import {aliasesInStep, platformDirsOf, removeOtherForms} from '../layout/multiarch.js'
+import {aliasesInStep, platformDirsOf, removeOtherLinks, removeOtherMetadata} from '../layout/multiarch.js'
 import {DUCC_MANIFEST, flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchLinkTarget, multiarchMetadataDirRel, variantLinkTarget} from '../layout/paths.js'
-import {readFlatRecord, replaceSymlink, writeImageMetadata, type ImageRecord} from '../layout/write.js'
+import {readFlatRecord, replaceSymlink, writeImageLink} from '../layout/write.js'
 import {formatBytes} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
 import type {Descriptor, ImageConfig, ImageManifest} from '../oci/documents.js'
 import {toDuccManifest} from '../oci/ducc-manifest.js'
 import {formatPlatform, hostPlatform, multiarchDir, type PlatformSpec} from '../oci/platform.js'
+import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
+import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {applyParts, type ChangePart} from './parts.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
 import {PublishProgress} from './progress.js'
 import {checkPlatform} from './verify.js'
@@ -60,6 +63,8 @@ interface Item {
   skip?: SkippedBlob[]
   /** Its live line on a terminal. */
   progress: PublishProgress
+  /** What its flat-root part found and did. */
+  flat: FlatRootOutcome
 }
 
 /**
@@ -111,36 +116,66 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
       }
     }
 
-    const paths = [...items.map((item) => item.flatRel), name, metadataDirRel(name), MULTIARCH_DIR, join(METADATA_DIR, MULTIARCH_DIR)]
-    await backend.change(paths, async (writeRoot) => {
-      const records: ImageRecord[] = []
-      for (const item of items) {
-        if (item.flatExists) {
-          item.added = await addRuntimeFiles(join(writeRoot, item.flatRel), item.config!.config)
-          item.size = (await readFlatRecord(writeRoot, item.configDigest))?.size ?? 0
-        } else {
-          const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {
-            ...options,
-            reuseBaseRoots,
-            plan: item.plan,
-            blobPath: fetchedBlobPath(item.dir, item.skip),
-            progress: item.progress,
-          })
-          item.progress.end()
-          item.size = stats.size
-          item.added = stats.added
-        }
-        const record = imageRecord(source, {manifestDigest: item.manifestDigest, manifest: item.manifest, config: item.config!, size: item.size, indexDigest: top.digest, arch: item.arch})
-        await writeImageMetadata(writeRoot, {record, manifestBytes: item.manifestBytes, configBytes: item.configBytes!, indexBytes: top.bytes, duccManifest: toDuccManifest(item.manifest)})
-        records.push(record)
+    const keep = items.map((item) => item.arch)
+    const records = () => items.map((item) => imageRecord(source, {manifestDigest: item.manifestDigest, manifest: item.manifest, config: item.config!, size: item.size, indexDigest: top.digest, arch: item.arch}))
+    let wrote = false
+    // Each platform's flat root, the metadata, the podman store, the .multiarch links and,
+    // last, the variant link readers follow (parts.ts).
+    const parts: ChangePart[] = []
+    for (const item of items) {
+      const plan = {flatRel: item.flatRel, config: item.config!, existed: item.flatExists, label: item.label, logger}
+      const build = async (writeRoot: string) => {
+        const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {
+          ...options,
+          reuseBaseRoots,
+          plan: item.plan,
+          blobPath: fetchedBlobPath(item.dir, item.skip),
+          progress: item.progress,
+        })
+        item.progress.end()
+        return stats
       }
-      const removed = await removeOtherForms(writeRoot, name, items.map((item) => item.arch))
-      if (removed.length > 0) logger.info(`${source.input}: removed what its earlier form left: ${removed.join(', ')}`)
-      // Last: the name readers follow.
-      await replaceSymlink(join(writeRoot, name), variantLinkTarget(name, defaultArch))
-      await updatePodmanStore(writeRoot, {add: records, defaultArch}, logger)
-    })
-    const status: PublishStatus = items.some((item) => !item.flatExists) ? 'published' : 'linked'
+      parts.push(await flatRootPart(root, {...plan, build}, item.flat))
+    }
+    parts.push(
+      {
+        what: 'metadata',
+        paths: [METADATA_DIR],
+        async write(writeRoot) {
+          for (const item of items) item.size = await recordFlatRoot(writeRoot, item.configDigest, item.flat, item.size)
+          for (const [i, record] of records().entries()) {
+            const item = items[i]!
+            const meta = {record, manifestBytes: item.manifestBytes, configBytes: item.configBytes!, indexBytes: top.bytes, duccManifest: toDuccManifest(item.manifest)}
+            if (await writeImageFilesUnlessThere(writeRoot, meta)) wrote = true
+          }
+          const removed = await removeOtherMetadata(writeRoot, name, keep)
+          if (removed.length > 0) logger.info(`${source.input}: removed what its earlier form left: ${removed.join(', ')}`)
+        },
+      },
+      {what: 'podman store', paths: [PODMAN_STORE_DIR], write: (writeRoot) => updatePodmanStore(writeRoot, {add: records(), defaultArch}, logger)},
+      {
+        what: '.multiarch links',
+        paths: [MULTIARCH_DIR],
+        async write(writeRoot) {
+          for (const record of records()) if (await writeImageLink(writeRoot, record)) wrote = true
+          const removed = await removeOtherLinks(writeRoot, name, keep)
+          if (removed.length > 0) logger.info(`${source.input}: removed what its earlier form left: ${removed.join(', ')}`)
+        },
+      },
+      {
+        what: 'link',
+        paths: [name],
+        async write(writeRoot) {
+          const target = variantLinkTarget(name, defaultArch)
+          if ((await readlink(join(writeRoot, name)).catch(() => undefined)) === target) return
+          await replaceSymlink(join(writeRoot, name), target)
+          wrote = true
+        },
+      },
+    )
+    await applyParts(backend, parts)
+    for (const item of items) item.added = item.flat.added
+    const status: PublishStatus = items.some((item) => item.flat.built) ? 'published' : wrote ? 'linked' : 'unchanged'
     const seconds = ((Date.now() - started) / 1000).toFixed(1)
     logger.info(`${source.input}: ${status} as ${name} -> ${MULTIARCH_DIR}/$(${ARCH_VARIABLE}:-${defaultArch})/: ${items.map((item) => `${item.arch} ${item.flatRel} (${formatBytes(item.size)})`).join(', ')} (${seconds} s)`)
     return result(status)
@@ -150,7 +185,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
       const platforms: PlatformResult[] = items.map((item) => ({
         arch: item.arch,
         platform: formatPlatform(item.platform),
-        status: !item.flatExists ? 'published' : item.linked ? 'unchanged' : 'linked',
+        status: item.flat.built || !item.flatExists ? 'published' : item.linked ? 'unchanged' : 'linked',
         manifestDigest: item.manifestDigest,
         configDigest: item.configDigest,
         path: join(root, item.flatRel),
@@ -197,7 +232,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     const linked = flatExists && leadsTo(target, multiarchLinkTarget(arch, name, configDigest), flatRel) && (await pathExists(join(root, multiarchMetadataDirRel(arch, name), DUCC_MANIFEST)))
     const size = flatExists ? ((await readFlatRecord(root, configDigest))?.size ?? 0) : 0
     const progress = new PublishProgress(logger, label)
-    return {arch, platform: spec, label, chosen, dir, fetched, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifest, configDigest, flatRel, flatExists, linked, size, added: [], progress}
+    return {arch, platform: spec, label, chosen, dir, fetched, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifest, configDigest, flatRel, flatExists, linked, size, added: [], progress, flat: {built: false, added: []}}
   }
 
   /** No other platform, no single-platform metadata and no stale alias is left beside these. */

@@ -1,7 +1,7 @@
 /**
  * `cvmfs-oci rm IMAGE…` as a function: remove the public links and metadata of images
- * (all of them in one repository change), and their names from the podman store in the
- * same change. Flat roots stay: running containers may use them, and another name may
+ * (all of them in one repository change; through a gateway, one short change per area),
+ * and their names from the podman store in the same change. Flat roots stay: running containers may use them, and another name may
  * point to the same one; `cvmfs-oci gc` deletes those no link points to any more.
  */
 import {join} from 'node:path'
@@ -9,12 +9,13 @@ import {join} from 'node:path'
 import {chooseTarget, describeTarget, openBackend, type TargetOptions} from '../backends/open.js'
 import {NotFoundError} from '../errors.js'
 import {pathExists} from '../layout/exists.js'
-import {metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from '../layout/paths.js'
+import {METADATA_DIR, metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from '../layout/paths.js'
 import {platformDirsOf, syncArchAliases} from '../layout/multiarch.js'
 import {removeAndPrune} from '../layout/remove.js'
 import type {Logger} from '../log.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {updatePodmanStore} from '../podman-store/store.js'
+import {applyParts, type ChangePart} from '../publish/parts.js'
 import {formatReference, layoutName, layoutRegistries, parseReference} from '../reference/reference.js'
 
 export interface RmOptions extends TargetOptions {
@@ -57,14 +58,7 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
     if (result.removed.length > 0) {
       const paths = result.removed.flatMap((r) => r.paths)
       const store = await pathExists(join(backend.root, PODMAN_STORE_DIR))
-      // Removing a platform's link may change the alias links beside its directory.
-      const touched = [...paths, ...(store ? [PODMAN_STORE_DIR] : []), ...(paths.some((p) => p.startsWith(`${MULTIARCH_DIR}/`)) ? [MULTIARCH_DIR] : [])]
-      await backend.change(touched, async (root) => {
-        for (const path of paths) await removeAndPrune(root, path)
-        // Alias links (.multiarch/x86_64 -> amd64) follow the architecture directories left.
-        await syncArchAliases(join(root, MULTIARCH_DIR))
-        await updatePodmanStore(root, {remove: result.removed.map((r) => r.name)}, logger)
-      })
+      await applyParts(backend, removalParts(paths, store ? result.removed.map((r) => r.name) : undefined, logger))
       for (const removed of result.removed) logger.info(`${removed.image}: removed ${removed.name} (its flat root stays until \`cvmfs-oci gc\`)`)
     }
   } finally {
@@ -76,6 +70,33 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
     else result.failure = new NotFoundError(message, {code: 'E_NOT_PUBLISHED', hint: '`cvmfs-oci list` shows what is published; --ignore skips images that are not.'})
   }
   return result
+}
+
+/**
+ * Removing published paths, in parts (publish/parts.ts): the public links first, one part
+ * per top directory (removing a link prunes the directories it leaves empty, up to its
+ * registry's), then the `.multiarch` links (the alias links follow), the names in the
+ * podman store (`storeNames`, when there is a store), and last the metadata.
+ */
+function removalParts(paths: string[], storeNames: string[] | undefined, logger: Logger): ChangePart[] {
+  const remove = (what: string, area: string[], chosen: string[], after?: (root: string) => Promise<void>): ChangePart => ({
+    what,
+    paths: chosen.length > 0 ? area : [],
+    async write(root) {
+      for (const path of chosen) await removeAndPrune(root, path)
+      await after?.(root)
+    },
+  })
+  const under = (dir: string) => paths.filter((path) => path.startsWith(`${dir}/`))
+  const links = paths.filter((path) => !path.startsWith('.'))
+  const tops = [...new Set(links.map((path) => path.split('/')[0]!))]
+  return [
+    ...tops.map((top) => remove(`links in ${top}`, [top], links.filter((path) => path.split('/')[0] === top))),
+    // Alias links (.multiarch/x86_64 -> amd64) follow the architecture directories left.
+    remove('.multiarch links', [MULTIARCH_DIR], under(MULTIARCH_DIR), (root) => syncArchAliases(join(root, MULTIARCH_DIR))),
+    {what: 'podman store', paths: storeNames ? [PODMAN_STORE_DIR] : [], write: (root) => updatePodmanStore(root, {remove: storeNames}, logger)},
+    remove('metadata', [METADATA_DIR], under(METADATA_DIR)),
+  ]
 }
 
 /** For each candidate name that is published: its link, metadata and every platform's entries. */

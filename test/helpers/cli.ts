@@ -51,6 +51,11 @@ export function startCli(args: string[], options: {env?: Record<string, string>}
     env: {...process.env, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', ...options.env},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  return watch(child)
+}
+
+/** Collect the output of a program started with piped stdout and stderr, and its end. */
+export function watch(child: ChildProcess): RunningCli {
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))

@@ -22,6 +22,7 @@ import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 
+import {processAlive} from '../../src/backends/lock.js'
 import {TOP} from './cli.js'
 import {exec, type ExecResult} from './exec.js'
 import {requireTools, whichTool} from './tools.js'
@@ -100,14 +101,7 @@ function ownerFile(name: string): string {
 /** Stop the repositories whose test process is gone (killed before its afterAll and exit handler). */
 function sweepOrphans(): void {
   for (const name of existsSync(OWNERS) ? readdirSync(OWNERS) : []) {
-    const pid = Number(readFileSync(ownerFile(name), 'utf8').trim())
-    let alive = true
-    try {
-      process.kill(pid, 0)
-    } catch (error) {
-      alive = (error as NodeJS.ErrnoException).code === 'EPERM'
-    }
-    if (alive) continue
+    if (processAlive(Number(readFileSync(ownerFile(name), 'utf8').trim()))) continue
     kitSync(['stop', name])
     rmSync(ownerFile(name), {force: true})
   }
@@ -195,16 +189,8 @@ export function testRepository(label: string): TestRepository {
       }
       // The root catalog the stratum-0 signed last (the `C` line of the manifest it serves):
       // the client must serve exactly it (its magic attribute user.root_hash).
-      const manifest = await readFile(join('/srv/cvmfs', name, '.cvmfspublished'), 'latin1')
-      const published = manifest.split('\n').find((line) => line.startsWith('C'))?.slice(1)
-      const deadline = Date.now() + 30_000
-      for (;;) {
-        await exec('cvmfs_talk', ['-p', socket, 'remount', 'sync'])
-        const seen = (await exec('getfattr', ['-n', 'user.root_hash', '--only-values', clientMount])).stdout.trim()
-        if (seen === published) return clientMount
-        if (Date.now() > deadline) throw new Error(`the client of ${name} stays at root catalog ${seen}, the stratum-0 published ${published}`)
-        await new Promise((resolve) => setTimeout(resolve, 200))
-      }
+      await awaitClientAt(socket, clientMount, await readFile(join('/srv/cvmfs', name, '.cvmfspublished'), 'latin1'))
+      return clientMount
     },
     async cleanup() {
       if (live.has(name)) {
@@ -217,6 +203,23 @@ export function testRepository(label: string): TestRepository {
     },
   }
   return repository
+}
+
+/**
+ * Bring a client mount to the root catalog a manifest (`.cvmfspublished`, its `C` line)
+ * names: `remount sync` until the client serves exactly it (its magic attribute
+ * user.root_hash); fail after 30 s.
+ */
+export async function awaitClientAt(socket: string, mountPoint: string, manifest: string): Promise<void> {
+  const published = manifest.split('\n').find((line) => line.startsWith('C'))?.slice(1)
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    await exec('cvmfs_talk', ['-p', socket, 'remount', 'sync'])
+    const seen = (await exec('getfattr', ['-n', 'user.root_hash', '--only-values', mountPoint])).stdout.trim()
+    if (seen === published) return
+    if (Date.now() > deadline) throw new Error(`the client at ${mountPoint} stays at root catalog ${seen}, the stratum-0 published ${published}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
 }
 
 /** Parse the call log: `cvmfs_server ARGS… => EXIT` per line. */

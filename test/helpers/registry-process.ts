@@ -25,7 +25,7 @@ export interface RegistryProcess {
 }
 
 /** A port that was free a moment ago (the registry may still lose a race; we retry). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', reject)

@@ -43,8 +43,8 @@ const open = () => CvmfsTransactionBackend.open(repo.name, {logger, lockTimeoutM
 describe(`the cvmfs_server driver, on the real stratum-0 ${repo.name}`, () => {
   it('reads the server: list, a busy repository, a scope that does not exist', async () => {
     expect(await repositoryStatus(repo.name, logger)).toMatchObject({listed: true, inTransaction: false})
-    expect(await openTransaction(repo.name, `${top}/missing`, logger)).toBe('no-such-path')
-    expect(await openTransaction(repo.name, undefined, logger)).toBe('opened')
+    expect(await openTransaction(repo.name, `${top}/missing/below`, logger)).toEqual({status: 'no-such-path'})
+    expect(await openTransaction(repo.name, undefined, logger)).toEqual({status: 'opened'})
     try {
       expect(await repositoryStatus(repo.name, logger)).toMatchObject({inTransaction: true})
       await expect(openTransaction(repo.name, undefined, logger)).rejects.toMatchObject({code: 'E_TRANSACTION_OPEN', exitCode: 6})
@@ -55,21 +55,25 @@ describe(`the cvmfs_server driver, on the real stratum-0 ${repo.name}`, () => {
 })
 
 describe('the transaction backend', () => {
-  it('scopes a change to the deepest existing directory (the whole repository while none exists)', async () => {
+  it('scopes a change to the deepest path holding what it touches, whose parent exists', async () => {
     const backend = await open()
     try {
       await repo.clearCalls()
-      // Nothing under `top` exists yet: the scope walks up to the root.
+      // Nothing under `top` exists yet: the scope walks up to `top`, whose parent (the root) exists.
       await backend.change([`${top}/a/file`], async (root) => {
         await mkdir(join(root, top, 'a'), {recursive: true})
         await writeFile(join(root, top, 'a', 'file'), 'one\n')
       })
       await backend.change([`${top}/a/file`, `${top}/a/other`], async (root) => writeFile(join(root, top, 'a', 'other'), 'two\n'))
+      // A change that writes nothing publishes nothing.
+      await backend.change([`${top}/a/other`], async (root) => void (await readFile(join(root, top, 'a', 'other'))))
       expect(changeCalls(await repo.calls())).toEqual([
-        `transaction ${repo.name} => 0`,
+        `transaction ${repo.name}/${top} => 0`,
         `publish ${repo.name} => 0`,
         `transaction ${repo.name}/${top}/a => 0`,
         `publish ${repo.name} => 0`,
+        `transaction ${repo.name}/${top}/a/other => 0`,
+        `abort -f ${repo.name} => 0`,
       ])
       expect(await readFile(join(repo.root, top, 'a', 'other'), 'utf8')).toBe('two\n')
     } finally {
@@ -89,7 +93,7 @@ describe('the transaction backend', () => {
           throw original
         }),
       ).rejects.toBe(original)
-      expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name}/${top}/a => 0`, `abort -f ${repo.name} => 0`])
+      expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name}/${top}/a/file => 0`, `abort -f ${repo.name} => 0`])
     } finally {
       await backend.close()
     }
@@ -115,7 +119,7 @@ describe('a publish that fails', () => {
       await exec('chattr', ['-i', txn])
       await backend.close()
     }
-    expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name}/${top}/a => 0`, `publish ${repo.name} => 1`, `abort -f ${repo.name} => 0`])
+    expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name}/${top}/a/file => 0`, `publish ${repo.name} => 1`, `abort -f ${repo.name} => 0`])
     expect(await repo.listLine()).not.toContain('in transaction')
     expect(diffTrees(before, await snapshotTree(repo.root))).toEqual([])
   })

@@ -2,43 +2,63 @@
  * The pure rules behind the CVMFS backends, sync and gc, as tables: how narrow a
  * transaction can be, how `cvmfs_server list` is read, durations, wish list entries.
  */
-import {mkdir, mkdtemp, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {parseList} from '../../src/backends/cvmfs-server.js'
-import {commonParent, transactionScope} from '../../src/backends/scope.js'
+import {aboveScope, commonPath, inScope, transactionScope} from '../../src/backends/scope.js'
 import {formatDuration, parseDuration} from '../../src/gc/duration.js'
 import {parseWish, parseWishlist} from '../../src/sync/wishlist.js'
 
 describe('transaction scope', () => {
   it.each([
-    {paths: ['.flat/ab/abc'], parent: '.flat/ab'},
-    {paths: ['.flat/ab/abc', '.flat/cd/cde'], parent: '.flat'},
-    {paths: ['.flat/ab/abc', '.metadata/.flat/ab/abc.json'], parent: ''},
-    {paths: ['.flat/ab/abc', 'reg.io/x:1', '.metadata/reg.io/x:1'], parent: ''},
-    {paths: ['reg.io/team/x:1', 'reg.io/team/y:1'], parent: 'reg.io/team'},
-    {paths: ['top'], parent: ''},
-    {paths: ['/a/b/../c/d'], parent: 'a/c'},
-    {paths: [], parent: ''},
-  ])('$paths → "$parent"', ({paths, parent}) => {
-    expect(commonParent(paths)).toBe(parent)
+    {paths: ['.flat/ab/abc'], common: '.flat/ab/abc'},
+    {paths: ['.flat/ab/abc', '.flat/ab/abc/etc/x'], common: '.flat/ab/abc'},
+    {paths: ['.flat/ab/abc', '.flat/cd/cde'], common: '.flat'},
+    {paths: ['.flat/ab/abc', '.metadata/.flat/ab/abc.json'], common: ''},
+    {paths: ['.flat/ab/abc', 'reg.io/x:1', '.metadata/reg.io/x:1'], common: ''},
+    {paths: ['reg.io/team/x:1', 'reg.io/team/y:1'], common: 'reg.io/team'},
+    {paths: ['top'], common: 'top'},
+    {paths: ['/a/b/../c/d'], common: 'a/c/d'},
+    {paths: [''], common: ''},
+    {paths: ['.', 'a/b'], common: ''},
+    {paths: [], common: ''},
+  ])('$paths → "$common"', ({paths, common}) => {
+    expect(commonPath(paths)).toBe(common)
   })
 
   let root: string
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'cvmfs-oci-scope-'))
     await mkdir(join(root, '.flat', 'ab'), {recursive: true})
+    await writeFile(join(root, 'file'), '')
   })
   afterAll(async () => rm(root, {recursive: true, force: true}))
 
-  it('walks up to a directory that exists (the server refuses one that does not)', async () => {
-    expect(await transactionScope(root, ['.flat/ab/abc'])).toBe('.flat/ab')
-    expect(await transactionScope(root, ['.flat/cd/cde'])).toBe('.flat')
-    expect(await transactionScope(root, ['.metadata/.flat/cd/cde.json'])).toBeUndefined()
+  it('walks up until the parent is a directory that exists (the server refuses another)', async () => {
+    expect(await transactionScope(root, ['.flat/ab/abc'])).toBe('.flat/ab/abc')
+    expect(await transactionScope(root, ['.flat/cd/cde'])).toBe('.flat/cd')
+    expect(await transactionScope(root, ['.metadata/.flat/cd/cde.json'])).toBe('.metadata')
+    expect(await transactionScope(root, ['file/below'])).toBe('file')
+    expect(await transactionScope(root, ['podmanStore'])).toBe('podmanStore')
     expect(await transactionScope(root, ['.flat/ab/x', 'reg.io/x:1'])).toBeUndefined()
+    expect(await transactionScope(root, [''])).toBeUndefined()
+  })
+
+  it.each([
+    {path: '.flat/ab/abc/etc', scope: '.flat/ab/abc', inside: true, above: false},
+    {path: '.flat/ab/abc', scope: '.flat/ab/abc', inside: true, above: false},
+    {path: '.flat/ab/abcd', scope: '.flat/ab/abc', inside: false, above: false},
+    {path: '.flat/ab', scope: '.flat/ab/abc', inside: false, above: true},
+    {path: '.flat', scope: '.flat/ab/abc', inside: false, above: true},
+    {path: '.fla', scope: '.flat/ab/abc', inside: false, above: false},
+    {path: 'anything', scope: undefined, inside: true, above: false},
+  ])('$path in lease $scope: inside $inside, above $above', ({path, scope, inside, above}) => {
+    expect(inScope(path, scope)).toBe(inside)
+    expect(aboveScope(path, scope)).toBe(above)
   })
 })
 
