@@ -7,8 +7,8 @@
 //                     (default 20; quick 5)
 //   --scales 1,4,16   image sizes for the scale measurement (default 1,4,16; quick 1,2)
 //   --out FILE        also write the results as JSON (default bench/out/results.json)
-//   --sections LIST   which of publish,republish,startup,hook,scale,cvmfs,coldstart to run
-//                     (default all)
+//   --sections LIST   which of publish,republish,startup,hook,scale,cvmfs,coldstart,gateway
+//                     to run (default all)
 //   --dir DIR         where images, repositories and unpacked trees go (default $TMPDIR;
 //                     /dev/shm takes the disk out of the comparison)
 // The real-CernVM-FS sections (root; the kit in ../shared/testbed, or $CVMFS_OCI_BENCH_KIT):
@@ -22,6 +22,11 @@
 //   --cache-dir DIR       where the python/scipy image is kept between runs
 //                         (default $XDG_CACHE_HOME/cvmfs-oci-bench or ~/.cache/cvmfs-oci-bench)
 //   --debian-mirror URL   the Debian archive debootstrap uses (default http://deb.debian.org/debian)
+//   gateway           N images through one publisher of a gateway repository, then split
+//                     over several publishers at once (the kit's cvmfs-gateway.sh)
+//   --gateway-images N      images (default 6; quick 3), each four layers + its own top layer
+//   --gateway-publishers N  publishers at once (default 3)
+//   --gateway-reps N        rounds (default 1)
 import {execFileSync, spawnSync} from 'node:child_process'
 import {cpus, totalmem, release, tmpdir} from 'node:os'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -30,6 +35,7 @@ import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
 import {findKit} from './lib/cvmfs.mjs'
+import {findGateway, onePublisherVsSeveral} from './lib/gateway.mjs'
 import {defaultCacheDir, SCIPY_WORKLOAD, scipyImage} from './lib/debian-image.mjs'
 import {writeBenchLayout} from './lib/image.mjs'
 import {repeat, repeatInterleaved} from './lib/measure.mjs'
@@ -40,14 +46,14 @@ import {commandStartup, startupCases, startupFixtures} from './lib/startup.mjs'
 
 const TOP = join(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(TOP, 'bin', 'run.js')
-const strings = ['reps', 'startup-reps', 'scales', 'out', 'dir', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror']
+const strings = ['reps', 'startup-reps', 'scales', 'out', 'dir', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror', 'gateway-images', 'gateway-publishers', 'gateway-reps']
 const {values} = parseArgs({options: {quick: {type: 'boolean'}, ...Object.fromEntries(strings.map((s) => [s, {type: 'string'}]))}})
 const quick = Boolean(values.quick)
 const reps = Number(values.reps ?? (quick ? 2 : 5))
 const startupReps = Number(values['startup-reps'] ?? (quick ? 5 : 20))
 const scales = (values.scales ?? (quick ? '1,2' : '1,4,16')).split(',').map(Number)
 const outFile = values.out ?? join(TOP, 'bench', 'out', 'results.json')
-const sections = new Set((values.sections ?? 'publish,republish,startup,hook,scale,cvmfs,coldstart').split(','))
+const sections = new Set((values.sections ?? 'publish,republish,startup,hook,scale,cvmfs,coldstart,gateway').split(','))
 const cvmfsImages = new Set((values['cvmfs-images'] ?? 'four-layers,scipy').split(','))
 for (const image of cvmfsImages) {
   if (!['four-layers', 'scipy'].includes(image)) {
@@ -58,6 +64,9 @@ for (const image of cvmfsImages) {
 const cvmfsReps = Number(values['cvmfs-reps'] ?? (quick ? 1 : 3))
 const scipyReps = Number(values['scipy-reps'] ?? 1)
 const coldReps = Number(values['coldstart-reps'] ?? (quick ? 1 : 3))
+const gatewayImages = Number(values['gateway-images'] ?? (quick ? 3 : 6))
+const gatewayPublishers = Number(values['gateway-publishers'] ?? 3)
+const gatewayReps = Number(values['gateway-reps'] ?? 1)
 
 for (const tool of ['skopeo', 'umoci', 'docker-registry', 'podman', 'tar', '/usr/bin/time']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
@@ -264,6 +273,32 @@ async function realCvmfs() {
   }
 }
 
+async function gatewaySection() {
+  log(`\n== 8. several publishers through a real gateway: ${gatewayImages} images, one publisher vs ${gatewayPublishers} at once (median [min–max] of ${gatewayReps}, a fresh gateway repository each)`)
+  let gateway
+  try {
+    gateway = findGateway(findKit(TOP).script)
+    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => (gateway.stopAll(), process.exit(130)))
+    const layout = join(work, 'layout-gateway')
+    const tags = Array.from({length: gatewayImages}, (_, i) => `g${i + 1}`)
+    const info = await writeBenchLayout(layout, {shape: 'four-layers', tags, distinct: true})
+    const refs = tags.map((tag) => `${registry.address}/bench/gateway:${tag}`)
+    for (const [i, tag] of tags.entries()) execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${refs[i]}`])
+    log(`  each image: ${info.layers} layer(s) + its own top layer (8 MB), ${info.files} files, ${MB(info.uncompressedBytes)} uncompressed below the top layer`)
+    const t0 = Date.now()
+    const g = (results.sections.gateway = await onePublisherVsSeveral({gateway, refs, publishers: gatewayPublishers, work, cli: CLI, reps: gatewayReps}))
+    for (const [label, v] of [['1 publisher ', g.one], [`${gatewayPublishers} publishers`, g.several]]) {
+      log(`  ${label}  wall ${fmt(v.wall)}  cpu (all publishers) ${fmt(v.cpu)} = ${(v.cpu.median / v.wall.median).toFixed(2)} cores busy  gateway commits ${fmt(v.commits)}  revisions ${v.revisions.median}  busy leases waited for ${v.waits.median}`)
+    }
+    log(`  speed-up: ${g.speedup.toFixed(2)}× with ${gatewayPublishers} publishers on ${cpus().length} cores (target ≥ 2×)`)
+    log(`  (the section took ${((Date.now() - t0) / 1000).toFixed(0)} s, repositories made and removed included)`)
+  } catch (error) {
+    log(`  FAILED: ${error.message}`)
+    results.sections.gateway = {error: error.message}
+    process.exitCode = 1
+  }
+}
+
 const callLine = (calls) => Object.entries(calls).map(([verb, s]) => `${s.median} ${verb}`).join(', ')
 
 let base
@@ -322,6 +357,7 @@ try {
   }
 
   if (sections.has('cvmfs') || sections.has('coldstart')) await realCvmfs()
+  if (sections.has('gateway')) await gatewaySection()
 } finally {
   registry.stop()
   rmSync(work, {recursive: true, force: true})

@@ -194,9 +194,10 @@ export async function writeImageLayout(dir, images) {
  * Write an OCI layout at `dir` holding `tags`. Default shape: every tag shares the
  * three lower layers and has its own top layer, except a tag named `base`, which is
  * the lower layers alone (the republish measurement: an app image on a published
- * base). `four-layers`: every tag is the same four layers.
+ * base). `four-layers`: every tag is the same four layers; with `distinct`, each tag has
+ * its own top layer on them (images of their own: the gateway section).
  */
-export async function writeBenchLayout(dir, {scale = 1, tags = ['v1'], shape = 'default'} = {}) {
+export async function writeBenchLayout(dir, {scale = 1, tags = ['v1'], shape = 'default', distinct = false} = {}) {
   await mkdir(join(dir, 'blobs', 'sha256'), {recursive: true})
   const config = {Env: ['PATH=/usr/bin:/bin'], Cmd: ['/usr/bin/tool']}
   const generators = shape === 'four-layers' ? [0, 1, 2, 3].map(fourLayer) : [baseLayer(scale), bigLayer(scale), upperLayer(scale)]
@@ -204,7 +205,7 @@ export async function writeBenchLayout(dir, {scale = 1, tags = ['v1'], shape = '
   for (const gen of generators) lower.push(await writeLayer(dir, gen))
   const images = []
   for (const tag of tags) {
-    const layers = tag === 'base' || shape === 'four-layers' ? [...lower] : [...lower, await writeLayer(dir, topLayer(tag))]
+    const layers = tag === 'base' || (shape === 'four-layers' && !distinct) ? [...lower] : [...lower, await writeLayer(dir, topLayer(tag))]
     images.push({tag, layers, config})
   }
   await writeImageLayout(dir, images)

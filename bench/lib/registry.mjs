@@ -5,7 +5,8 @@ import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-async function freePort() {
+/** A loopback port that was free a moment ago. */
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.listen(0, '127.0.0.1', () => {
