@@ -5,6 +5,8 @@
  * errors of our family here, everything else stays an ExternalError with the command
  * and the tail of its output.
  */
+import {readFile, stat} from 'node:fs/promises'
+import {join} from 'node:path'
 import type {Readable} from 'node:stream'
 
 import {BugError, BusyError, ExternalError, UserError} from '../errors.js'
@@ -22,12 +24,12 @@ const EXIT_NO_SUCH_PATH = 2
 /** `abort -f` outside a transaction. */
 const EXIT_NOT_IN_TRANSACTION = 22
 
-/** What `cvmfs_server list` says of one repository. */
+/** What cvmfs_server knows of one repository on this machine. */
 export interface RepositoryStatus {
+  /** A stratum-0 (or gateway publisher) configured here: cvmfs_server list names it. */
   listed: boolean
+  /** A transaction is open (cvmfs_server list says "in transaction"). */
   inTransaction: boolean
-  /** The line as printed, for messages. */
-  line?: string
 }
 
 /** `transaction NAME/sub` through a gateway when that path (or one overlapping it) is leased: EBUSY. */
@@ -136,38 +138,56 @@ export async function ingest(name: string, call: IngestCall, logger: Logger): Pr
   }
 }
 
-/**
- * `cvmfs_server list` reads the configuration of every repository on the machine, and
- * fails (exit 2, `cannot open /etc/cvmfs/repositories.d/OTHER/server.conf`) when one is
- * removed while it reads: it is tried again a few times before its failure counts.
- */
-const LIST_ATTEMPTS = 5
-const LIST_RETRY_MS = 300
+/** Where `cvmfs_server` keeps each repository's configuration (`NAME/server.conf`). */
+export const REPOSITORIES_DIR = '/etc/cvmfs/repositories.d'
 
-/** `cvmfs_server list`, read for one repository. */
+/**
+ * What `cvmfs_server` itself reads to answer for one repository, read directly: its
+ * `server.conf` (a stratum-0 of this machine, or a publisher of a gateway, has
+ * `CVMFS_REPOSITORY_TYPE=stratum0`) and the flag file `in_transaction.lock` in its spool
+ * directory (cvmfs_server's is_in_transaction). Not `cvmfs_server list`: that reads every
+ * repository of the machine and asks each one's stratum-0 for its whitelist over HTTP,
+ * seconds per repository (tens of seconds when one is unreachable), and fails while
+ * another repository is being removed.
+ */
 export async function repositoryStatus(name: string, logger: Logger): Promise<RepositoryStatus> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const {stdout} = await server(['list'], logger)
-      return parseList(stdout, name)
-    } catch (error) {
-      // No exit code: it did not run at all (missing), which no retry mends.
-      if (!(error instanceof ExternalError) || error.commandExitCode === undefined || attempt === LIST_ATTEMPTS) throw error
-      logger.debug(`cvmfs_server list failed (${error.stderrTail.trim().split('\n').pop()}): trying again`)
-      await new Promise((resolve) => setTimeout(resolve, LIST_RETRY_MS))
-    }
+  const conf = join(REPOSITORIES_DIR, name, 'server.conf')
+  let text: string
+  try {
+    text = await readFile(conf, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return {listed: false, inTransaction: false}
+    throw new UserError(`cannot read ${conf}: ${(error as Error).message}`, {
+      code: 'E_PERMISSION',
+      hint: `Run cvmfs-oci --repo as root or as the owner of ${name} (CVMFS_USER in that file), as cvmfs_server needs.`,
+      cause: error,
+    })
   }
+  const settings = parseServerConf(text)
+  if (settings.CVMFS_REPOSITORY_TYPE !== 'stratum0') {
+    logger.debug(`${conf}: CVMFS_REPOSITORY_TYPE=${settings.CVMFS_REPOSITORY_TYPE ?? ''}, not a stratum-0 or publisher`)
+    return {listed: false, inTransaction: false}
+  }
+  const spool = settings.CVMFS_SPOOL_DIR || join('/var/spool/cvmfs', name)
+  const inTransaction = await stat(join(spool, 'in_transaction.lock')).then((s) => s.isFile(), () => false)
+  return {listed: true, inTransaction}
 }
 
 /**
- * Find `name` in `cvmfs_server list` output: one line per repository,
- * `NAME (stratum0 / local - in transaction)  ` (trailing fields may be empty).
+ * The `KEY=VALUE` lines of a server.conf (cvmfs_server sources it as shell; it writes
+ * only plain assignments, values optionally quoted).
  */
-export function parseList(output: string, name: string): RepositoryStatus {
-  const line = output.split('\n').find((l) => l.startsWith(`${name} (`))
-  if (!line) return {listed: false, inTransaction: false}
-  const details = line.slice(name.length + 2, line.indexOf(')', name.length + 2))
-  return {listed: true, inTransaction: /\bin transaction\b/.test(details), line: line.trimEnd()}
+export function parseServerConf(text: string): Record<string, string> {
+  const settings: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line)
+    if (!match) continue
+    let value = match[2]!.trim()
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0])) value = value.slice(1, -1)
+    settings[match[1]!] = value
+  }
+  return settings
 }
 
 async function server(args: string[], logger: Logger, input?: Readable, okExitCodes?: number[]) {
@@ -184,7 +204,7 @@ function transactionOpen(name: string, cause: unknown): BusyError {
 
 /** The repository is not one this machine publishes. */
 export function notAPublisher(name: string): UserError {
-  return new UserError(`${name} is not a repository of this machine: cvmfs_server list does not name it`, {
+  return new UserError(`${name} is not a repository of this machine: there is no stratum-0 or publisher configuration ${join(REPOSITORIES_DIR, name, 'server.conf')}`, {
     code: 'E_NOT_A_PUBLISHER',
     hint: `Run cvmfs-oci --repo on the stratum-0 of ${name} or on a publisher of its gateway (cvmfs_server mkfs / mkfs -w … creates one), or check the name.`,
   })

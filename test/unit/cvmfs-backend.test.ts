@@ -41,16 +41,20 @@ afterAll(async () => {
 const open = () => CvmfsTransactionBackend.open(repo.name, {logger, lockTimeoutMs: 0, mount: join(repo.root, '..'), stateDir: repo.env.CVMFS_OCI_STATE_DIR!})
 
 describe(`the cvmfs_server driver, on the real stratum-0 ${repo.name}`, () => {
-  it('reads the server: list, a busy repository, a scope that does not exist', async () => {
-    expect(await repositoryStatus(repo.name, logger)).toMatchObject({listed: true, inTransaction: false})
+  it('reads the server: its files say what cvmfs_server list says, a busy repository, a scope that does not exist', async () => {
+    expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
+    expect(await repo.listLine()).not.toContain('in transaction')
+    expect(await repositoryStatus(`no-such-${repo.name}`, logger)).toEqual({listed: false, inTransaction: false})
     expect(await openTransaction(repo.name, `${top}/missing/below`, logger)).toEqual({status: 'no-such-path'})
     expect(await openTransaction(repo.name, undefined, logger)).toEqual({status: 'opened'})
     try {
-      expect(await repositoryStatus(repo.name, logger)).toMatchObject({inTransaction: true})
+      expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: true})
+      expect(await repo.listLine()).toContain('in transaction')
       await expect(openTransaction(repo.name, undefined, logger)).rejects.toMatchObject({code: 'E_TRANSACTION_OPEN', exitCode: 6})
     } finally {
       await abortTransaction(repo.name, logger)
     }
+    expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
   })
 })
 

@@ -8,7 +8,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {parseList} from '../../src/backends/cvmfs-server.js'
+import {parseServerConf} from '../../src/backends/cvmfs-server.js'
 import {aboveScope, commonPath, inScope, transactionScope} from '../../src/backends/scope.js'
 import {formatDuration, parseDuration} from '../../src/gc/duration.js'
 import {parseWish, parseWishlist} from '../../src/sync/wishlist.js'
@@ -62,16 +62,15 @@ describe('transaction scope', () => {
   })
 })
 
-describe('cvmfs_server list', () => {
-  const output = ['other.local (stratum0 / local - in transaction)  ', 'test.local (stratum0 / local)  ', 'gw.repo (stratum0 / gw - in transaction - whitelist expired) ', ''].join('\n')
-  it.each([
-    {name: 'test.local', expected: {listed: true, inTransaction: false}},
-    {name: 'other.local', expected: {listed: true, inTransaction: true}},
-    {name: 'gw.repo', expected: {listed: true, inTransaction: true}},
-    {name: 'test', expected: {listed: false, inTransaction: false}},
-    {name: 'missing.local', expected: {listed: false, inTransaction: false}},
-  ])('$name', ({name, expected}) => {
-    expect(parseList(output, name)).toMatchObject(expected)
+describe('server.conf, as cvmfs_server sources it', () => {
+  it('reads plain and quoted assignments, and nothing else', () => {
+    const text = ['# made by cvmfs_server mkfs', 'CVMFS_REPOSITORY_NAME=test.local', 'CVMFS_REPOSITORY_TYPE=stratum0', 'CVMFS_SPOOL_DIR="/var/spool/cvmfs/test.local"', "export CVMFS_USER='root'", 'if [ -x /x ]; then', '  CVMFS_UPSTREAM_STORAGE = nope', ''].join('\n')
+    expect(parseServerConf(text)).toEqual({
+      CVMFS_REPOSITORY_NAME: 'test.local',
+      CVMFS_REPOSITORY_TYPE: 'stratum0',
+      CVMFS_SPOOL_DIR: '/var/spool/cvmfs/test.local',
+      CVMFS_USER: 'root',
+    })
   })
 })
 
