@@ -22,10 +22,8 @@ import {join} from 'node:path'
 import {ExternalError} from '../errors.js'
 import {run} from '../exec.js'
 import type {Logger} from '../log.js'
+import {REPOSITORIES_DIR, serverConfSettings} from './cvmfs-server.js'
 import {aboveScope, inScope} from './scope.js'
-
-/** Where cvmfs_server keeps each repository's configuration. */
-export const REPOSITORIES_D = '/etc/cvmfs/repositories.d'
 
 /** What cvmfs-oci reads from a repository's server.conf. */
 export interface ServerConfig {
@@ -37,25 +35,20 @@ export interface ServerConfig {
   gatewayUrl?: string
 }
 
-/** Read `KEY=VALUE` lines of a server.conf (cvmfs_server sources it as shell; we read plain assignments). */
+/** What of a server.conf's assignments (cvmfs-server.ts reads them) a gateway publisher needs. */
 export function parseServerConf(text: string, name: string): ServerConfig {
-  const values = new Map<string, string>()
-  for (const line of text.split('\n')) {
-    const m = /^\s*(?:export\s+)?([A-Z0-9_]+)=(.*)$/.exec(line)
-    if (m) values.set(m[1]!, m[2]!.trim().replace(/^(["'])(.*)\1$/, '$2'))
-  }
-  const upstream = values.get('CVMFS_UPSTREAM_STORAGE') ?? ''
+  const values = serverConfSettings(text)
   // gw,<tmp dir>,<gateway URL>
-  const gateway = /^gw,[^,]*,(.+)$/.exec(upstream)?.[1]
+  const gateway = /^gw,[^,]*,(.+)$/.exec(values.CVMFS_UPSTREAM_STORAGE ?? '')?.[1]
   return {
-    spoolDir: values.get('CVMFS_SPOOL_DIR') || `/var/spool/cvmfs/${name}`,
-    stratum0: values.get('CVMFS_STRATUM0')?.replaceAll('@fqrn@', name) || undefined,
+    spoolDir: values.CVMFS_SPOOL_DIR || `/var/spool/cvmfs/${name}`,
+    stratum0: values.CVMFS_STRATUM0?.replaceAll('@fqrn@', name) || undefined,
     gatewayUrl: gateway?.replace(/\/+$/, ''),
   }
 }
 
 export async function readServerConfig(name: string): Promise<ServerConfig> {
-  const text = await readFile(join(REPOSITORIES_D, name, 'server.conf'), 'utf8').catch(() => '')
+  const text = await readFile(join(REPOSITORIES_DIR, name, 'server.conf'), 'utf8').catch(() => '')
   return parseServerConf(text, name)
 }
 

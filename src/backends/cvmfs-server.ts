@@ -164,7 +164,7 @@ export async function repositoryStatus(name: string, logger: Logger): Promise<Re
       cause: error,
     })
   }
-  const settings = parseServerConf(text)
+  const settings = serverConfSettings(text)
   if (settings.CVMFS_REPOSITORY_TYPE !== 'stratum0') {
     logger.debug(`${conf}: CVMFS_REPOSITORY_TYPE=${settings.CVMFS_REPOSITORY_TYPE ?? ''}, not a stratum-0 or publisher`)
     return {listed: false, inTransaction: false}
@@ -178,7 +178,7 @@ export async function repositoryStatus(name: string, logger: Logger): Promise<Re
  * The `KEY=VALUE` lines of a server.conf (cvmfs_server sources it as shell; it writes
  * only plain assignments, values optionally quoted).
  */
-export function parseServerConf(text: string): Record<string, string> {
+export function serverConfSettings(text: string): Record<string, string> {
   const settings: Record<string, string> = {}
   for (const line of text.split('\n')) {
     const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line)

@@ -8,7 +8,7 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {parseServerConf} from '../../src/backends/cvmfs-server.js'
+import {serverConfSettings} from '../../src/backends/cvmfs-server.js'
 import {aboveScope, commonPath, inScope, transactionScope} from '../../src/backends/scope.js'
 import {formatDuration, parseDuration} from '../../src/gc/duration.js'
 import {parseWish, parseWishlist} from '../../src/sync/wishlist.js'
@@ -65,7 +65,7 @@ describe('transaction scope', () => {
 describe('server.conf, as cvmfs_server sources it', () => {
   it('reads plain and quoted assignments, and nothing else', () => {
     const text = ['# made by cvmfs_server mkfs', 'CVMFS_REPOSITORY_NAME=test.local', 'CVMFS_REPOSITORY_TYPE=stratum0', 'CVMFS_SPOOL_DIR="/var/spool/cvmfs/test.local"', "export CVMFS_USER='root'", 'if [ -x /x ]; then', '  CVMFS_UPSTREAM_STORAGE = nope', ''].join('\n')
-    expect(parseServerConf(text)).toEqual({
+    expect(serverConfSettings(text)).toEqual({
       CVMFS_REPOSITORY_NAME: 'test.local',
       CVMFS_REPOSITORY_TYPE: 'stratum0',
       CVMFS_SPOOL_DIR: '/var/spool/cvmfs/test.local',
