@@ -288,7 +288,7 @@ async function gatewaySection() {
     const t0 = Date.now()
     const g = (results.sections.gateway = await onePublisherVsSeveral({gateway, refs, publishers: gatewayPublishers, work, cli: CLI, reps: gatewayReps}))
     for (const [label, v] of [['1 publisher ', g.one], [`${gatewayPublishers} publishers`, g.several]]) {
-      log(`  ${label}  wall ${fmt(v.wall)}  cpu (all publishers) ${fmt(v.cpu)} = ${(v.cpu.median / v.wall.median).toFixed(2)} cores busy  gateway commits ${fmt(v.commits)}  revisions ${v.revisions.median}  busy leases waited for ${v.waits.median}`)
+      log(`  ${label}  wall ${fmt(v.wall)}  cpu (all publishers) ${fmt(v.cpu)} = ${(v.cpu.median / v.wall.median).toFixed(2)} cores busy  gateway commits ${fmt(v.commits)}  revisions ${v.revisions.median}  busy leases waited for ${v.waits.median}  publishes refused for another publisher's open files ${v.writerWaits.median}`)
     }
     log(`  speed-up: ${g.speedup.toFixed(2)}× with ${gatewayPublishers} publishers on ${cpus().length} cores (target ≥ 2×)`)
     log(`  (the section took ${((Date.now() - t0) / 1000).toFixed(0)} s, repositories made and removed included)`)

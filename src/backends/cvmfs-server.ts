@@ -88,8 +88,32 @@ export async function refreshMount(name: string, logger: Logger): Promise<void> 
 
 /** `cvmfs_server publish NAME`: sign and remount the new revision. */
 export async function publishTransaction(name: string, logger: Logger): Promise<void> {
-  await server(['publish', name], logger)
+  const deadline = Date.now() + WRITERS_TIMEOUT_MS
+  let delay: number = WRITERS_RETRY_MS[0]
+  for (let told = false; ; told = true) {
+    try {
+      await server(['publish', name], logger)
+      return
+    } catch (error) {
+      if (!(error instanceof ExternalError) || !/Open writable file descriptors/i.test(error.stderrTail) || Date.now() >= deadline) throw error
+      const say = `cvmfs_server publish ${name}: a process has a file below /cvmfs/${name} open for writing; waiting for it to close (the transaction stays open)`
+      if (told) logger.debug(say)
+      else logger.info(say)
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      delay = Math.min(delay * 2, WRITERS_RETRY_MS[1])
+    }
+  }
 }
+
+/**
+ * `cvmfs_server publish` refuses (exit 1, "Open writable file descriptors on NAME", the
+ * transaction left open) while any process of the machine has a file below /cvmfs/NAME
+ * open for writing — its lsof sees every process, also another publisher's in its own
+ * mount namespace (several publishers of one gateway on one machine, as in the tests).
+ * Such a writer is waited for, up to this long, asking again after these delays.
+ */
+const WRITERS_TIMEOUT_MS = 120_000
+const WRITERS_RETRY_MS = [250, 2000] as const
 
 /** `cvmfs_server abort -f NAME`: discard the open transaction. */
 export async function abortTransaction(name: string, logger: Logger): Promise<void> {

@@ -86,8 +86,29 @@ export async function inTransaction<T>(repository: CvmfsRepository, paths: strin
   return result
 }
 
-/** How long to wait before asking for a busy lease again: doubling from the first, up to the last. */
+/** How long to wait before asking for a busy lease again when the gateway does not list its leases: doubling from the first, up to the last. */
 const LEASE_RETRY_MS = [500, 5000] as const
+/** How often to ask the gateway's lease list whether a busy lease is free. */
+const LEASE_POLL_MS = 200
+
+/**
+ * Wait until the lease `scope` needs may be free: the gateway's lease list no longer names
+ * an overlapping lease (asked every LEASE_POLL_MS, a cheap GET), or, where the gateway does
+ * not say, for `delay` (±20%). The light parts of an image hold their lease for a second
+ * or two: a blind backoff of seconds would leave a publisher idle while it is free.
+ */
+async function waitForLease(repository: CvmfsRepository, scope: string | undefined, delay: number, deadline: number): Promise<void> {
+  const path = leasePath(repository.name, scope)
+  for (;;) {
+    const left = deadline - Date.now()
+    if (left <= 0) return
+    const leases = repository.gateway ? await overlappingLeases(repository.gateway, path) : undefined
+    if (leases === undefined) return sleep(Math.min(delay * (0.8 + Math.random() * 0.4), left))
+    // Free: ask again at once, give or take a little, so that publishers waiting for the same lease do not all ask together.
+    if (leases.length === 0) return sleep(Math.min(Math.random() * LEASE_POLL_MS, left))
+    await sleep(Math.min(LEASE_POLL_MS, left))
+  }
+}
 
 /**
  * Open the transaction on `scope` (walked up while the server says its parent is missing),
@@ -123,7 +144,7 @@ async function openScoped(repository: CvmfsRepository, first: string | undefined
           logger.info(`waiting for the gateway lease on ${leasePath(name, scope)}: ${waitingFor}`)
           told = waitingFor
         }
-        await sleep(Math.min(delay * (0.8 + Math.random() * 0.4), Math.max(0, deadline - Date.now())))
+        await waitForLease(repository, scope, delay, deadline)
         delay = Math.min(delay * 2, LEASE_RETRY_MS[1])
         continue
       }

@@ -10,7 +10,7 @@ import {dirname, join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {abortTransaction, ingest, openTransaction, repositoryStatus} from '../../src/backends/cvmfs-server.js'
+import {abortTransaction, ingest, openTransaction, publishTransaction, repositoryStatus} from '../../src/backends/cvmfs-server.js'
 import {CvmfsTransactionBackend} from '../../src/backends/cvmfs-transaction.js'
 import {packTree} from '../../src/backends/tar-pack.js'
 import {ExternalError, VerificationError} from '../../src/errors.js'
@@ -55,6 +55,33 @@ describe(`the cvmfs_server driver, on the real stratum-0 ${repo.name}`, () => {
       await abortTransaction(repo.name, logger)
     }
     expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
+  })
+})
+
+describe(`publish while another process writes below /cvmfs/${repo.name}`, () => {
+  it('waits for the writer to close its file (cvmfs_server publish refuses meanwhile, keeping the transaction), then publishes', async () => {
+    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
+    const file = join(repo.root, `${top}-writer`)
+    // A writer that holds the file open for 1.5 s, then closes it.
+    const writer = exec('sh', ['-c', `exec 3>"$1"; sleep 1.5; exec 3>&-`, 'sh', file])
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      // The real engine refuses while the file is open, and leaves the transaction open.
+      const refused = await repo.server(['publish', repo.name])
+      expect(refused.exitCode).toBe(1)
+      expect(refused.stdout + refused.stderr).toContain(`Open writable file descriptors on ${repo.name}`)
+      expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: true})
+      const started = Date.now()
+      await publishTransaction(repo.name, logger)
+      expect(Date.now() - started).toBeGreaterThan(200)
+    } catch (error) {
+      await abortTransaction(repo.name, logger).catch(() => {})
+      throw error
+    } finally {
+      await writer
+    }
+    expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
+    expect((await lstat(file)).isFile()).toBe(true)
   })
 })
 
