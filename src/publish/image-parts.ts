@@ -14,7 +14,7 @@ import {pathExists} from '../layout/exists.js'
 import {readImageRecord} from '../layout/list.js'
 import {CATALOG_MARKER, DUCC_MANIFEST, FLAT_DIR, metadataDirRel, multiarchLinkRel, multiarchLinkTarget, multiarchMetadataDirRel, relativeLinkTarget} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
-import {ensureCatalogMarkers, readFlatRecord, writeFlatRecord, writeImageFiles, type FlatRecord, type ImageMetadata} from '../layout/write.js'
+import {readFlatRecord, writeFlatRecord, writeImageFiles, type FlatRecord, type ImageMetadata} from '../layout/write.js'
 import type {Logger} from '../log.js'
 import type {ImageConfig} from '../oci/documents.js'
 import {treeBytes} from '../unpack/tree-bytes.js'
@@ -44,27 +44,18 @@ export interface FlatRootPlan {
 }
 
 /**
- * `.flat/.cvmfscatalog` when `.flat` has none yet (a fresh repository): a short change of its
- * own, before any merge, so that a merge's lease is its flat root's path and not all of
- * `.flat` (publishers of a fresh repository would otherwise merge one after another).
- * Nothing when it is there.
- */
-export async function flatCatalogPart(root: string): Promise<ChangePart[]> {
-  const marker = join(FLAT_DIR, CATALOG_MARKER)
-  if (await pathExists(join(root, marker))) return []
-  return [{what: '.flat catalog', paths: [marker], write: (writeRoot) => ensureCatalogMarkers(writeRoot)}]
-}
-
-/**
  * The flat root of one instance: merged when missing; when there (made earlier, by DUCC,
  * or by another publisher meanwhile), what readers need and it lacks is added. Its lease
- * is the root's own path (`.flat/<hh>/<hex>`; `.flat/<hh>` while that does not exist);
- * flatCatalogPart goes first.
+ * is the root's own path (`.flat/<hh>/<hex>`; `.flat/<hh>` while that does not exist),
+ * with `.flat/.cvmfscatalog` when `.flat` has none yet (a fresh repository: that first
+ * merge holds all of `.flat`, so that a failed one leaves nothing behind).
  */
 export async function flatRootPart(root: string, plan: FlatRootPlan, outcome: FlatRootOutcome): Promise<ChangePart> {
+  const marker = join(FLAT_DIR, CATALOG_MARKER)
+  const paths = (await pathExists(join(root, marker))) ? [plan.flatRel] : [plan.flatRel, marker]
   return {
     what: `flat root ${plan.flatRel}`,
-    paths: [plan.flatRel],
+    paths,
     async write(writeRoot) {
       const flat = join(writeRoot, plan.flatRel)
       if (await pathExists(flat)) {

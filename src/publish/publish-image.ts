@@ -30,7 +30,7 @@ import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {anyBaseRoot} from './base-root.js'
 import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
-import {flatCatalogPart, flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
+import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {applyParts, type ChangePart} from './parts.js'
 import {PublishProgress} from './progress.js'
@@ -195,7 +195,6 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     // The flat root first, then the metadata, the podman store and, last, the link readers
     // follow (parts.ts: one change, or through a gateway one short change each).
     const parts: ChangePart[] = [
-      ...(flatExists ? [] : await flatCatalogPart(root)),
       await flatRootPart(
         root,
         {

@@ -30,7 +30,7 @@ import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
-import {flatCatalogPart, flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
+import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
 import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {applyParts, type ChangePart} from './parts.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
@@ -121,7 +121,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     let wrote = false
     // Each platform's flat root, the metadata, the podman store, the .multiarch links and,
     // last, the variant link readers follow (parts.ts).
-    const parts: ChangePart[] = items.every((item) => item.flatExists) ? [] : await flatCatalogPart(root)
+    const parts: ChangePart[] = []
     for (const item of items) {
       const plan = {flatRel: item.flatRel, config: item.config!, existed: item.flatExists, label: item.label, logger}
       const build = async (writeRoot: string) => {
