@@ -89,6 +89,11 @@ export function silentLogger(): Logger {
   return new Logger({stream: sink, level: 'error'})
 }
 
+/** The first `limit` of `items` for a message: `a, b, c and 4 more`. */
+export function someOf(items: readonly string[], limit = 5): string {
+  return items.slice(0, limit).join(', ') + (items.length > limit ? ` and ${items.length - limit} more` : '')
+}
+
 /** Human-readable byte count: 1.5 MB, 312 kB. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB']

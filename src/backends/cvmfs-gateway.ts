@@ -16,41 +16,13 @@
  *   was written, and everything must be inside the lease; after publishing, it is read
  *   back from a view at least as new as the publish.
  */
-import {lstat, readdir, readFile} from 'node:fs/promises'
+import {lstat, readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {ExternalError} from '../errors.js'
 import {run} from '../exec.js'
 import type {Logger} from '../log.js'
-import {REPOSITORIES_DIR, serverConfSettings} from './cvmfs-server.js'
 import {aboveScope, inScope} from './scope.js'
-
-/** What cvmfs-oci reads from a repository's server.conf. */
-export interface ServerConfig {
-  /** `CVMFS_SPOOL_DIR`: the union mount's upper directory and the read-only mount are below it. */
-  spoolDir: string
-  /** `CVMFS_STRATUM0`: where the published manifest is served. */
-  stratum0?: string
-  /** The gateway's API URL, when the repository is published through one. */
-  gatewayUrl?: string
-}
-
-/** What of a server.conf's assignments (cvmfs-server.ts reads them) a gateway publisher needs. */
-export function parseServerConf(text: string, name: string): ServerConfig {
-  const values = serverConfSettings(text)
-  // gw,<tmp dir>,<gateway URL>
-  const gateway = /^gw,[^,]*,(.+)$/.exec(values.CVMFS_UPSTREAM_STORAGE ?? '')?.[1]
-  return {
-    spoolDir: values.CVMFS_SPOOL_DIR || `/var/spool/cvmfs/${name}`,
-    stratum0: values.CVMFS_STRATUM0?.replaceAll('@fqrn@', name) || undefined,
-    gatewayUrl: gateway?.replace(/\/+$/, ''),
-  }
-}
-
-export async function readServerConfig(name: string): Promise<ServerConfig> {
-  const text = await readFile(join(REPOSITORIES_DIR, name, 'server.conf'), 'utf8').catch(() => '')
-  return parseServerConf(text, name)
-}
 
 /** A revision of the repository: its root catalog and number. */
 export interface Head {

@@ -22,7 +22,7 @@ import {hostname} from 'node:os'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
-import type {Logger} from '../log.js'
+import {someOf, type Logger} from '../log.js'
 import {applyXattrs, type XattrTable} from '../unpack/xattrs.js'
 import {ingest} from './cvmfs-server.js'
 import {CvmfsBackend, CvmfsRepository, removeWorkDir, type CvmfsOptions} from './cvmfs-repository.js'
@@ -149,7 +149,7 @@ export class CvmfsIngestBackend extends CvmfsBackend {
           this.logger.warn(`could not delete ${flatRoots.join(', ')} again (the next run does): ${(removeError as Error).message}`)
         }
       }
-      const shown = files.slice(0, 5).join(', ') + (files.length > 5 ? ` and ${files.length - 5} more` : '')
+      const shown = someOf(files)
       throw new UserError(`cvmfs_server ingest drops extended attributes, and setting those of ${shown} in a transaction failed: ${(error as Error).message.split('\n')[0]!.replace(/:$/, '')}`, {
         code: 'E_INGEST_XATTRS',
         hint: `${removed ? `Nothing of the image is left published (${flatRoots!.join(', ')} deleted again). ` : ''}Publish this image without --ingest (transactions keep extended attributes), or let this publisher open transactions on ${name}.`,

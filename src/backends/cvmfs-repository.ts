@@ -5,7 +5,7 @@
  * the repository lock, and recovery from a run that was killed mid-transaction.
  *
  * The marker `transaction.json` names the cvmfs-oci process that opened the transaction.
- * When `cvmfs_server list` says the repository is in a transaction, the next run aborts it
+ * When the repository is in a transaction (cvmfs-server.ts isInTransaction), the next run aborts it
  * only when the marker's process is gone; a transaction someone else opened (an admin, DUCC)
  * is never touched.
  *
@@ -22,8 +22,8 @@ import {BusyError, UsageError, UserError} from '../errors.js'
 import {WORK_DIR} from '../layout/paths.js'
 import type {Logger} from '../log.js'
 import type {BackendOptions, RepositoryBackend} from './backend.js'
-import {mountedHead, publishedHead, readServerConfig, type ServerConfig} from './cvmfs-gateway.js'
-import {abortTransaction, ingest, notAPublisher, refreshMount, repositoryStatus} from './cvmfs-server.js'
+import {mountedHead, publishedHead, type Head} from './cvmfs-gateway.js'
+import {abortTransaction, ingest, isInTransaction, notAPublisher, readServerConfig, refreshMount, type ServerConfig} from './cvmfs-server.js'
 import {acquireLock, currentHolder, describeHolder, holderIsGone, readHolder, type Holder, type Lock} from './lock.js'
 
 /** Where cvmfs-oci keeps its state on a publisher, unless configured otherwise. */
@@ -37,6 +37,12 @@ export interface CvmfsOptions extends BackendOptions {
   mount: string
   /** cvmfs-oci's state directory (/var/lib/cvmfs-oci); this repository's state is below it. */
   stateDir: string
+}
+
+/** The newest published revision, and the one a publisher's view shows. */
+export interface Heads {
+  published: Head
+  mounted: Head
 }
 
 /** Flat roots sent by ingest whose extended attributes are not set yet, and who sent them. */
@@ -76,8 +82,8 @@ export class CvmfsRepository {
     }
     const {logger} = options
     const root = join(options.mount, name)
-    const status = await repositoryStatus(name, logger)
-    if (!status.listed) throw notAPublisher(name)
+    const config = await readServerConfig(name, logger)
+    if (!config) throw notAPublisher(name)
     if (!(await stat(root).then((s) => s.isDirectory(), () => false))) {
       throw new UserError(`repository ${name} is not mounted at ${root}`, {
         code: 'E_REPO_NOT_MOUNTED',
@@ -86,10 +92,10 @@ export class CvmfsRepository {
     }
     const stateDir = join(options.stateDir, name)
     const lock = await acquireLock(join(stateDir, 'lock'), `repository ${name}`, options.lockTimeoutMs, logger)
-    const repository = new CvmfsRepository(name, root, stateDir, lock, logger, await readServerConfig(name), options.lockTimeoutMs)
+    const repository = new CvmfsRepository(name, root, stateDir, lock, logger, config, options.lockTimeoutMs)
     try {
       // Read again: while we waited for the lock, another cvmfs-oci may have opened and closed one.
-      await repository.recover((await repositoryStatus(name, logger)).inTransaction)
+      await repository.recover(await isInTransaction(config))
       await repository.removeUnfinished()
       // Through a gateway this publisher's view may be behind what others published: what
       // the command reads first (is it published? what is garbage?) must be the newest.
@@ -169,14 +175,24 @@ export class CvmfsRepository {
     await this.lock.release()
   }
 
-  /** Bring this publisher's view to the newest published revision, if it is behind (outside a transaction). */
-  async catchUp(): Promise<void> {
+  /** The newest published revision and the one this publisher's view shows (undefined without CVMFS_STRATUM0). */
+  async heads(): Promise<Heads | undefined> {
     const {stratum0, spoolDir} = this.config
-    if (!stratum0) return
+    if (!stratum0) return undefined
     const [published, mounted] = await Promise.all([publishedHead(stratum0), mountedHead(spoolDir, this.logger)])
-    if (mounted.revision >= published.revision) return
-    this.logger.debug(`${this.name}: this publisher's view is at revision ${mounted.revision}, the newest is ${published.revision}: remounting it`)
+    return {published, mounted}
+  }
+
+  /**
+   * Bring this publisher's view to the newest published revision, if it is behind (outside
+   * a transaction). Returns the revisions as they are then.
+   */
+  async catchUp(): Promise<Heads | undefined> {
+    const heads = await this.heads()
+    if (!heads || heads.mounted.revision >= heads.published.revision) return heads
+    this.logger.debug(`${this.name}: this publisher's view is at revision ${heads.mounted.revision}, the newest is ${heads.published.revision}: remounting it`)
     await refreshMount(this.name, this.logger)
+    return {published: heads.published, mounted: await mountedHead(this.config.spoolDir, this.logger)}
   }
 
   /** The gateway's API URL when this repository is published through one (other publishers may change it meanwhile). */

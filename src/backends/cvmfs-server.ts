@@ -8,6 +8,7 @@
 import {readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Readable} from 'node:stream'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import {BugError, BusyError, ExternalError, UserError} from '../errors.js'
 import {run, runSync} from '../exec.js'
@@ -99,7 +100,7 @@ export async function publishTransaction(name: string, logger: Logger): Promise<
       const say = `cvmfs_server publish ${name}: a process has a file below /cvmfs/${name} open for writing; waiting for it to close (the transaction stays open)`
       if (told) logger.debug(say)
       else logger.info(say)
-      await new Promise((resolve) => setTimeout(resolve, delay))
+      await sleep(delay)
       delay = Math.min(delay * 2, WRITERS_RETRY_MS[1])
     }
   }
@@ -165,23 +166,34 @@ export async function ingest(name: string, call: IngestCall, logger: Logger): Pr
 /** Where `cvmfs_server` keeps each repository's configuration (`NAME/server.conf`). */
 export const REPOSITORIES_DIR = '/etc/cvmfs/repositories.d'
 
+/** What cvmfs-oci reads from a repository's server.conf. */
+export interface ServerConfig {
+  /** `CVMFS_SPOOL_DIR`: the union mount's upper directory and the read-only mount are below it. */
+  spoolDir: string
+  /** `CVMFS_STRATUM0`: where the published manifest is served. */
+  stratum0?: string
+  /** The gateway's API URL, when the repository is published through one. */
+  gatewayUrl?: string
+}
+
 /**
- * What `cvmfs_server` itself reads to answer for one repository, read directly: its
- * `server.conf` (a stratum-0 of this machine, or a publisher of a gateway, has
- * `CVMFS_REPOSITORY_TYPE=stratum0`) and the flag file `in_transaction.lock` in its spool
- * directory (cvmfs_server's is_in_transaction). Not `cvmfs_server list`: that reads every
- * repository of the machine and asks each one's stratum-0 for its whitelist over HTTP,
- * seconds per repository (tens of seconds when one is unreachable), and fails while
- * another repository is being removed.
+ * The server.conf of `name`, as cvmfs_server itself reads it to answer for a repository
+ * (not `cvmfs_server list`: that reads every repository of the machine and asks each one's
+ * stratum-0 for its whitelist over HTTP, seconds per repository — tens of seconds when one
+ * is unreachable — and fails while another repository is being removed). Undefined when
+ * this machine has no stratum-0 or gateway publisher of that name
+ * (`CVMFS_REPOSITORY_TYPE=stratum0`).
+ *
+ * @throws UserError `E_PERMISSION` when the file is there but cannot be read.
  */
-export async function repositoryStatus(name: string, logger: Logger): Promise<RepositoryStatus> {
+export async function readServerConfig(name: string, logger: Logger): Promise<ServerConfig | undefined> {
   const conf = join(REPOSITORIES_DIR, name, 'server.conf')
   let text: string
   try {
     text = await readFile(conf, 'utf8')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return {listed: false, inTransaction: false}
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
     throw new UserError(`cannot read ${conf}: ${(error as Error).message}`, {
       code: 'E_PERMISSION',
       hint: `Run cvmfs-oci --repo as root or as the owner of ${name} (CVMFS_USER in that file), as cvmfs_server needs.`,
@@ -191,11 +203,35 @@ export async function repositoryStatus(name: string, logger: Logger): Promise<Re
   const settings = serverConfSettings(text)
   if (settings.CVMFS_REPOSITORY_TYPE !== 'stratum0') {
     logger.debug(`${conf}: CVMFS_REPOSITORY_TYPE=${settings.CVMFS_REPOSITORY_TYPE ?? ''}, not a stratum-0 or publisher`)
-    return {listed: false, inTransaction: false}
+    return undefined
   }
-  const spool = settings.CVMFS_SPOOL_DIR || join('/var/spool/cvmfs', name)
-  const inTransaction = await stat(join(spool, 'in_transaction.lock')).then((s) => s.isFile(), () => false)
-  return {listed: true, inTransaction}
+  return serverConfig(settings, name)
+}
+
+/** Whether a transaction is open: the flag file cvmfs_server's is_in_transaction tests. */
+export async function isInTransaction(config: ServerConfig): Promise<boolean> {
+  return stat(join(config.spoolDir, 'in_transaction.lock')).then((s) => s.isFile(), () => false)
+}
+
+/** What `cvmfs_server list` would say of `name`, from its server.conf and transaction flag. */
+export async function repositoryStatus(name: string, logger: Logger): Promise<RepositoryStatus> {
+  const config = await readServerConfig(name, logger)
+  return config ? {listed: true, inTransaction: await isInTransaction(config)} : {listed: false, inTransaction: false}
+}
+
+/** What of a server.conf's text cvmfs-oci needs. */
+export function parseServerConf(text: string, name: string): ServerConfig {
+  return serverConfig(serverConfSettings(text), name)
+}
+
+function serverConfig(values: Record<string, string>, name: string): ServerConfig {
+  // gw,<tmp dir>,<gateway URL>
+  const gateway = /^gw,[^,]*,(.+)$/.exec(values.CVMFS_UPSTREAM_STORAGE ?? '')?.[1]
+  return {
+    spoolDir: values.CVMFS_SPOOL_DIR || join('/var/spool/cvmfs', name),
+    stratum0: values.CVMFS_STRATUM0?.replaceAll('@fqrn@', name) || undefined,
+    gatewayUrl: gateway?.replace(/\/+$/, ''),
+  }
 }
 
 /**

@@ -5,9 +5,11 @@
  * is what the caller sees; SIGINT/SIGTERM abort too. Downloads happen before `change` is
  * called, so a transaction lasts as long as the layer merge and a few small writes.
  */
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import {BugError, BusyError, ExternalError} from '../errors.js'
-import type {Logger} from '../log.js'
-import {anyChange, missingFrom, mountedHead, overlappingLeases, publishedHead, scanChanges, type Changes, type Written} from './cvmfs-gateway.js'
+import {someOf, type Logger} from '../log.js'
+import {anyChange, missingFrom, overlappingLeases, scanChanges, type Changes, type Written} from './cvmfs-gateway.js'
 import {abortTransaction, abortTransactionSync, openTransaction, publishTransaction} from './cvmfs-server.js'
 import {CvmfsBackend, CvmfsRepository, removeWorkDir, type CvmfsOptions} from './cvmfs-repository.js'
 import {parentScope, transactionScope} from './scope.js'
@@ -184,14 +186,12 @@ async function describeLease(repository: CvmfsRepository, scope: string | undefi
 
 /** Whether the open transaction's view is the newest published revision. */
 async function onNewestRevision(repository: CvmfsRepository): Promise<boolean> {
-  const {stratum0, spoolDir} = repository.config
-  if (!stratum0) return true
-  const [published, mounted] = await Promise.all([publishedHead(stratum0), mountedHead(spoolDir, repository.logger)])
-  return published.rootHash === mounted.rootHash
+  const heads = await repository.heads()
+  return !heads || heads.published.rootHash === heads.mounted.rootHash
 }
 
 function outsideLease(repository: CvmfsRepository, scope: string | undefined, outside: string[]): BugError {
-  const shown = outside.slice(0, 5).join(', ') + (outside.length > 5 ? ` and ${outside.length - 5} more` : '')
+  const shown = someOf(outside)
   return new BugError(`the change of ${repository.name} wrote outside its gateway lease ${leasePath(repository.name, scope)}: ${shown} (the gateway would drop it silently)`, {
     code: 'E_OUTSIDE_LEASE',
   })
@@ -202,30 +202,21 @@ function outsideLease(repository: CvmfsRepository, scope: string | undefined, ou
  * new as the publish (a publisher's own view may stay behind: it is remounted then).
  */
 async function readBack(repository: CvmfsRepository, scope: string | undefined, written: Written[]): Promise<void> {
-  const {name, logger, root} = repository
-  const {stratum0, spoolDir} = repository.config
-  if (stratum0) {
-    const published = await publishedHead(stratum0)
-    await repository.catchUp()
-    const mounted = await mountedHead(spoolDir, logger)
-    if (mounted.revision < published.revision) {
-      throw new ExternalError(`cannot read back what was published to ${name}: this publisher's view stays at revision ${mounted.revision}, the stratum-0 serves ${published.revision}`, {
-        command: `cvmfs_server mount ${name}`,
-      })
-    }
+  const {name, root} = repository
+  const heads = await repository.catchUp()
+  if (heads && heads.mounted.revision < heads.published.revision) {
+    throw new ExternalError(`cannot read back what was published to ${name}: this publisher's view stays at revision ${heads.mounted.revision}, the stratum-0 serves ${heads.published.revision}`, {
+      command: `cvmfs_server mount ${name}`,
+    })
   }
   const missing = await missingFrom(root, written)
   if (missing.length > 0) {
-    const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? ` and ${missing.length - 5} more` : '')
+    const shown = someOf(missing)
     throw new ExternalError(`${name}: the gateway accepted the change of ${leasePath(name, scope)}, but the published revision lacks ${shown}`, {command: `cvmfs_server publish ${name}`}, {
       code: 'E_NOT_PUBLISHED_BACK',
       hint: 'Something changed the transaction between cvmfs-oci and the publish, or the gateway dropped part of it: check the gateway and receiver logs, then publish the image again.',
     })
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** Abort after `error`; a failing abort is reported, never thrown over the original error. */

@@ -7,7 +7,7 @@ import {chmodSync, lchownSync, lutimesSync} from 'node:fs'
 import {join, relative, resolve} from 'node:path'
 
 import {CvmfsOciError, VerificationError} from '../errors.js'
-import type {Logger} from '../log.js'
+import {someOf, type Logger} from '../log.js'
 import {LayerApplier, MergeState} from './apply-entry.js'
 import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
 import {LayerReader} from './layer-worker.js'
@@ -114,9 +114,7 @@ async function mergeInto(state: MergeState, reader: LayerReader, options: MergeO
   finishDirectories(state)
   await applyXattrs(state.xattrs, options.workDir, options.logger)
   if (state.skipped.length > 0) {
-    const shown = state.skipped.slice(0, 20).join(', ')
-    const more = state.skipped.length > 20 ? ` and ${state.skipped.length - 20} more` : ''
-    options.logger.warn(`not running as root: device nodes and FIFOs were skipped: ${shown}${more}`)
+    options.logger.warn(`not running as root: device nodes and FIFOs were skipped: ${someOf(state.skipped, 20)}`)
   }
   const treeBytes = options.base ? undefined : state.treeBytes
   return {entries: state.entries, files: state.files, bytes: state.bytes, tarBytes, treeBytes, compressions, skipped: state.skipped}

@@ -10,7 +10,8 @@ import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {missingFrom, parseManifest, parseServerConf, scanChanges} from '../../src/backends/cvmfs-gateway.js'
+import {missingFrom, parseManifest, scanChanges} from '../../src/backends/cvmfs-gateway.js'
+import {parseServerConf} from '../../src/backends/cvmfs-server.js'
 import {exec} from '../helpers/exec.js'
 import {requireTools} from '../helpers/tools.js'
 
