@@ -4,8 +4,9 @@
  * ExternalError naming the command, its exit code and the tail of its stderr.
  * execa is imported when the first program runs, not when a command starts (it takes
  * longer to load than Node.js takes to start): commands that run nothing never load it.
+ * Nor node:child_process (see builtins.ts), loaded by the first call.
  */
-import {spawnSync} from 'node:child_process'
+import {childProcess} from './builtins.js'
 import type {Readable} from 'node:stream'
 
 import type {Options as ExecaOptions} from 'execa'
@@ -99,6 +100,43 @@ export async function run(file: string, args: readonly string[], options: RunOpt
 }
 
 /**
+ * Run a short program that reads nothing and prints little (the lock's `flock`), through
+ * Node's own spawn: on the way to a command's first line, loading execa would cost more
+ * than the program. Same results and errors as `run`.
+ */
+export async function runBrief(file: string, args: readonly string[], options: Pick<RunOptions, 'logger' | 'missingHint' | 'okExitCodes' | 'fd3'> = {}): Promise<RunResult> {
+  const display = showCommand(file, redact(args))
+  options.logger?.debug(`$ ${display}`)
+  const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe']
+  if (options.fd3 !== undefined) stdio.push(options.fd3)
+  const {exitCode, signal, stdout, stderr, error} = await new Promise<{exitCode: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException}>((done) => {
+    const child = childProcess().spawn(file, [...args], {stdio})
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk))
+    child.stderr!.on('data', (chunk: Buffer) => err.push(chunk))
+    const text = (chunks: Buffer[]) => Buffer.concat(chunks).toString('utf8')
+    child.once('error', (error: NodeJS.ErrnoException) => done({exitCode: null, signal: null, stdout: text(out), stderr: text(err), error}))
+    child.once('close', (exitCode, signal) => done({exitCode, signal, stdout: text(out), stderr: text(err)}))
+  })
+  if (error?.code === 'ENOENT') {
+    throw new ExternalError(
+      `${file} is not installed or not on PATH`,
+      {command: display},
+      {code: 'E_MISSING_PROGRAM', hint: options.missingHint ?? `Install ${file} and try again.`},
+    )
+  }
+  if (error) throw new ExternalError(`${display} could not be started: ${error.message}`, {command: display})
+  const code = exitCode ?? -1
+  if (code !== 0 && !(options.okExitCodes ?? []).includes(code)) {
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+    const stderrTail = tail(stderr || stdout)
+    throw new ExternalError(`${display} ${how}${stderrTail ? `:\n${indent(stderrTail)}` : ''}`, {command: display, exitCode: code, stderrTail})
+  }
+  return {stdout, stderr, exitCode: code}
+}
+
+/**
  * Run `file args…` synchronously, for the one place that cannot wait for the event
  * loop: a signal handler aborting a transaction before the process exits. Never
  * throws; the caller reports a failure (output: stdout, then stderr).
@@ -106,7 +144,7 @@ export async function run(file: string, args: readonly string[], options: RunOpt
 export function runSync(file: string, args: readonly string[], options: {logger?: Logger} = {}): {exitCode: number; output: string} {
   options.logger?.debug(`$ ${showCommand(file, redact(args))}`)
   // Node's own spawnSync: a signal handler cannot wait for execa to load.
-  const result = spawnSync(file, [...args], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024})
+  const result = childProcess().spawnSync(file, [...args], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024})
   const output = result.error ? result.error.message : `${result.stdout?.toString('utf8') ?? ''}${result.stderr?.toString('utf8') ?? ''}`
   return {exitCode: result.status ?? -1, output: tail(output)}
 }

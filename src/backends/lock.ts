@@ -22,7 +22,7 @@ import {dirname} from 'node:path'
 import {promisify} from 'node:util'
 
 import {BusyError, ExternalError} from '../errors.js'
-import {run} from '../exec.js'
+import {runBrief} from '../exec.js'
 import type {Logger} from '../log.js'
 
 /** Who holds a lock (or opened a transaction): written as JSON into the lock file. */
@@ -103,7 +103,7 @@ async function openLockFile(path: string): Promise<number> {
 async function flock(fd: number, path: string, waitS: number): Promise<boolean> {
   const how = waitS > 0 ? ['--timeout', waitS.toFixed(3)] : ['--nonblock']
   try {
-    const {exitCode} = await run('flock', ['--exclusive', ...how, '--conflict-exit-code', String(TAKEN), '3'], {
+    const {exitCode} = await runBrief('flock', ['--exclusive', ...how, '--conflict-exit-code', String(TAKEN), '3'], {
       fd3: fd,
       okExitCodes: [TAKEN],
       missingHint: 'cvmfs-oci takes the repository lock with flock(1): install util-linux.',

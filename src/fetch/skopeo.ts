@@ -50,8 +50,8 @@ function registryArgs(options: RegistryOptions, prefix: '' | 'src-'): string[] {
 }
 
 /** The raw top-level manifest (or index) of an image, byte for byte. */
-export async function inspectRaw(ref: string, options: RegistryOptions, logger: Logger): Promise<Buffer> {
-  const result = await skopeo(['inspect', '--raw', ...registryArgs(options, ''), ref], ref, logger)
+export async function inspectRaw(ref: string, options: RegistryOptions, logger: Logger, signal?: AbortSignal): Promise<Buffer> {
+  const result = await skopeo(['inspect', '--raw', ...registryArgs(options, ''), ref], ref, logger, signal)
   return result.stdoutBytes!
 }
 

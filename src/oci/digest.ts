@@ -3,7 +3,7 @@
  * path in a repository (`.flat/<hh>/<hex>`, `.layers/<hh>/<hex>`) is named after a
  * sha256, as DUCC does, so anything else is refused where a digest enters cvmfs-oci.
  */
-import {createHash} from 'node:crypto'
+import {crypto} from '../builtins.js'
 
 import {VerificationError} from '../errors.js'
 
@@ -39,5 +39,5 @@ export function parseDigest(s: string, what?: string): ParsedDigest {
 
 /** `sha256:<hex>` of a buffer. */
 export function sha256Digest(buf: Buffer): string {
-  return `sha256:${createHash('sha256').update(buf).digest('hex')}`
+  return `sha256:${crypto().createHash('sha256').update(buf).digest('hex')}`
 }

@@ -10,7 +10,7 @@
  * from S/overlay/l/<link>; an image's "big data" item KEY is the file
  * S/overlay-images/<image id>/<makeBigDataBaseName(KEY)>.
  */
-import {createHash} from 'node:crypto'
+import {crypto} from '../builtins.js'
 import {join} from 'node:path'
 
 import {digestHex, flatRootRel} from '../layout/paths.js'
@@ -61,7 +61,7 @@ export const MANIFEST_KEY = 'manifest'
 /** The length of the overlay driver's short link names (`idLength`). */
 export const LINK_ID_LENGTH = 26
 
-const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex')
+const sha256Hex = (text: string) => crypto().createHash('sha256').update(text).digest('hex')
 
 /**
  * The id of the one synthetic layer of an image: DUCC's rule, sha256 of
@@ -90,7 +90,7 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
  * same name and nothing is left to go stale.
  */
 export function shortLinkId(layerId: string): string {
-  const bytes = createHash('sha256').update(`cvmfs-oci-link:${layerId}`).digest()
+  const bytes = crypto().createHash('sha256').update(`cvmfs-oci-link:${layerId}`).digest()
   let bits = 0
   let value = 0
   let out = ''

@@ -42,8 +42,8 @@ export interface Chosen {
 }
 
 /** Inspect the top-level manifest (checked against a digest the reference pins). */
-export async function inspectTop(source: ImageSource, registry: RegistryOptions, logger: Logger): Promise<Top> {
-  const bytes = await inspectRaw(source.skopeoRef, registry, logger)
+export async function inspectTop(source: ImageSource, registry: RegistryOptions, logger: Logger, signal?: AbortSignal): Promise<Top> {
+  const bytes = await inspectRaw(source.skopeoRef, registry, logger, signal)
   const pinned = source.registryRef?.digest
   if (pinned) verifyDigest(bytes, pinned, `manifest of ${source.input}`)
   return {bytes, digest: sha256Digest(bytes), parsed: parseManifestOrIndex(bytes, `manifest of ${source.input}`)}

@@ -8,7 +8,7 @@ import {archiveRepoTags} from '../fetch/docker-archive.js'
 import {parseSource} from '../fetch/source.js'
 import type {RegistryOptions} from '../fetch/skopeo.js'
 import type {Logger} from '../log.js'
-import {platformOptions, publishImage, type PublishResult} from './publish-image.js'
+import {platformOptions, publishImage, startInspect, type PublishResult} from './publish-image.js'
 
 export interface PublishCommandOptions {
   images: string[]
@@ -54,7 +54,14 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
   // Parse every argument first: a typo fails before anything is fetched.
   const sources = await Promise.all(options.images.map((image) => sourceWithName(image, options.name)))
   const target = chooseTarget({root: options.root, repo: options.repo, ingest: options.ingest, configPath: options.configPath})
-  const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs, tmpDir: options.tmpDir})
+  // The first image's manifest is asked for while the repository is opened (the lock).
+  // If the repository cannot be opened, that request is stopped.
+  const stopInspect = new AbortController()
+  const inspected = sources.length > 0 ? startInspect(sources[0]!, {...platform, registry: options.registry, logger, signal: stopInspect.signal}) : undefined
+  const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs, tmpDir: options.tmpDir}).catch((error: unknown) => {
+    stopInspect.abort()
+    throw error
+  })
   const summary: PublishSummary = {root: backend.root, images: [], failed: []}
   try {
     for (const source of sources) {
@@ -65,6 +72,7 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
             registry: options.registry,
             logger,
             tmpDir: options.tmpDir,
+            inspected,
           }),
         )
       } catch (error) {

@@ -10,7 +10,6 @@
 import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
@@ -55,6 +54,8 @@ export interface PublishOptions {
   reuseBaseRoots?: boolean
   /** Decide the status only (`sync --dry-run`): no layer is fetched, nothing is written. */
   dryRun?: boolean
+  /** The top-level manifest, if its inspection was started already ({@link startInspect}). */
+  inspected?: Inspection
 }
 
 export type PublishStatus = 'published' | 'linked' | 'unchanged'
@@ -105,17 +106,47 @@ async function choose(source: ImageSource, top: Top, options: PublishOptions): P
   return pinInstance(source, top, descriptor, options.platform, options.registry, options.logger)
 }
 
+/** The top-level manifest of a source being inspected, from {@link startInspect}. */
+export interface Inspection {
+  source: ImageSource
+  top: Promise<Top>
+  /** When the request started (ms since the epoch). */
+  started: number
+}
+
+/**
+ * How old an inspection started before the repository was opened may be when its image's
+ * turn comes: a publish that waited longer for the lock (another publisher's minutes)
+ * asks the registry again, so that it publishes what the tag names now.
+ */
+const INSPECTED_FRESH_MS = 10_000
+
+/**
+ * Start inspecting the top-level manifest of `source`. publish starts it for its first
+ * image before taking the repository lock, so the registry's round trip overlaps the
+ * lock and the repository's checks instead of following them.
+ */
+export function startInspect(source: ImageSource, options: Pick<PublishOptions, 'platform' | 'platforms' | 'registry' | 'logger' | 'signal'>): Inspection {
+  options.logger.info(`${source.input}: fetching manifest (${options.platforms ? describeRequest(options.platforms) : formatPlatform(options.platform)})`)
+  const top = inspectTop(source, options.registry, options.logger, options.signal)
+  // Its failure is reported when its image's turn comes (or never, if the repository cannot be opened).
+  top.catch(() => {})
+  return {source, top, started: Date.now()}
+}
+
 export async function publishImage(backend: RepositoryBackend, source: ImageSource, options: PublishOptions): Promise<PublishResult> {
   const started = Date.now()
   const {logger} = options
   const root = backend.root
-  logger.info(`${source.input}: fetching manifest (${options.platforms ? describeRequest(options.platforms) : formatPlatform(options.platform)})`)
-  const top = await inspectTop(source, options.registry, logger)
+  const fresh = options.inspected?.source === source && Date.now() - options.inspected.started <= INSPECTED_FRESH_MS
+  const top = await (fresh ? options.inspected!.top : startInspect(source, options).top)
   if (options.platforms && top.parsed.kind === 'index') {
     const descriptors = choosePlatforms(top.parsed.index, options.platforms, source.input)
     if (descriptors.length > 1) return publishPlatforms(backend, source, top, descriptors, options)
   }
   const chosen = await choose(source, top, options)
+  // Loaded here, not on the way to the first line (tmp-promise loads crypto, os, …).
+  const {dir: tempDir} = await import('tmp-promise')
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
   // On a terminal: the live line of the download and the merge.
   const progress = new PublishProgress(logger, source.input)

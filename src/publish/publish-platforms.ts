@@ -11,7 +11,6 @@
 import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {dir as tempDir} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
@@ -81,6 +80,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
   const root = backend.root
   const name = source.name
   const defaultArch = variantDefaultArch()
+  const {dir: tempDir} = await import('tmp-promise')
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
   try {
     const items: Item[] = []

@@ -6,6 +6,7 @@
  */
 import {join} from 'node:path'
 
+import type {RepositoryBackend} from '../backends/backend.js'
 import {chooseTarget, describeTarget, openBackend, type TargetOptions} from '../backends/open.js'
 import {NotFoundError} from '../errors.js'
 import {pathExists} from '../layout/exists.js'
@@ -16,7 +17,7 @@ import type {Logger} from '../log.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {applyParts, type ChangePart} from '../publish/parts.js'
-import {formatReference, layoutName, layoutRegistries, parseReference} from '../reference/reference.js'
+import {formatReference, layoutName, layoutRegistries, parseReference, type ImageReference} from '../reference/reference.js'
 
 export interface RmOptions extends TargetOptions {
   images: string[]
@@ -47,22 +48,19 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
   // Every reference is checked before the repository is touched.
   const references = options.images.map((image) => ({image, reference: parseReference(image)}))
   const target = chooseTarget(options)
-  const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs})
-  const result: RmResult = {repository: describeTarget(target), removed: [], missing: []}
-  try {
-    for (const {image, reference} of references) {
-      const found = await publishedPaths(backend.root, layoutRegistries(reference).map((dir) => layoutName(reference, dir)))
-      if (found.length === 0) result.missing.push(image)
-      for (const entry of found) result.removed.push({image: formatReference(reference), ...entry})
+  let result: RmResult = {repository: describeTarget(target), ...(await lookUp(target.root, references))}
+  // Nothing to remove: that is the answer, without the lock. Such an rm reads as done
+  // before any change in progress, and need not wait behind a publisher for minutes.
+  // (An existing root only: a missing one, or an unknown repository, fails as before.)
+  if (result.removed.length > 0 || !(await pathExists(target.root))) {
+    const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs})
+    try {
+      // Looked up again under the lock: another process may have changed it meanwhile.
+      result = {repository: result.repository, ...(await lookUp(backend.root, references))}
+      await removeFound(backend, result, logger)
+    } finally {
+      await backend.close()
     }
-    if (result.removed.length > 0) {
-      const paths = result.removed.flatMap((r) => r.paths)
-      const store = await pathExists(join(backend.root, PODMAN_STORE_DIR))
-      await applyParts(backend, removalParts(paths, store ? result.removed.map((r) => r.name) : undefined, logger))
-      for (const removed of result.removed) logger.info(`${removed.image}: removed ${removed.name} (its flat root stays until \`cvmfs-oci gc\`)`)
-    }
-  } finally {
-    await backend.close()
   }
   if (result.missing.length > 0) {
     const message = `not published in ${result.repository}: ${result.missing.join(', ')}`
@@ -70,6 +68,28 @@ export async function rmCommand(options: RmOptions): Promise<RmResult> {
     else result.failure = new NotFoundError(message, {code: 'E_NOT_PUBLISHED', hint: '`cvmfs-oci list` shows what is published; --ignore skips images that are not.'})
   }
   return result
+}
+
+/** What of `references` is published under `root`, and which are not. */
+async function lookUp(root: string, references: {image: string; reference: ImageReference}[]): Promise<{removed: RemovedImage[]; missing: string[]}> {
+  const removed: RemovedImage[] = []
+  const missing: string[] = []
+  for (const {image, reference} of references) {
+    const found = await publishedPaths(root, layoutRegistries(reference).map((dir) => layoutName(reference, dir)))
+    if (found.length === 0) missing.push(image)
+    for (const entry of found) removed.push({image: formatReference(reference), ...entry})
+  }
+  return {removed, missing}
+}
+
+/** Remove what {@link lookUp} found, in one change (in parts). */
+async function removeFound(backend: RepositoryBackend, result: RmResult, logger: Logger): Promise<void> {
+  if (result.removed.length > 0) {
+    const paths = result.removed.flatMap((r) => r.paths)
+    const store = await pathExists(join(backend.root, PODMAN_STORE_DIR))
+    await applyParts(backend, removalParts(paths, store ? result.removed.map((r) => r.name) : undefined, logger))
+    for (const removed of result.removed) logger.info(`${removed.image}: removed ${removed.name} (its flat root stays until \`cvmfs-oci gc\`)`)
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
  * and the DiffID with the config.
  */
 import {open} from 'node:fs/promises'
-import * as zlib from 'node:zlib'
+import {zlib} from '../builtins.js'
 
 import {UserError, VerificationError} from '../errors.js'
 import type {LayerReader} from './layer-worker.js'
@@ -46,7 +46,7 @@ export interface OpenedLayer {
 
 /** zstd needs Node.js ≥ 22.15 (zlib.createZstdDecompress). */
 function checkZstd(label: string): void {
-  if (typeof (zlib as unknown as {createZstdDecompress?: unknown}).createZstdDecompress !== 'function') {
+  if (typeof (zlib() as unknown as {createZstdDecompress?: unknown}).createZstdDecompress !== 'function') {
     throw new UserError(`layer ${label} is zstd-compressed, and this Node.js (${process.version}) cannot decompress zstd`, {
       code: 'E_ZSTD_UNSUPPORTED',
       hint: 'Run cvmfs-oci with Node.js >= 22.15, or convert the image to gzip first: skopeo copy --dest-compress-format gzip SRC DEST',

@@ -9,7 +9,9 @@
  * from dist/, from the TypeScript sources under the tests, and from a bundle; it
  * loads Node.js built-ins only.
  */
-import {Worker} from 'node:worker_threads'
+import type {Worker} from 'node:worker_threads'
+
+import {workerThreads} from '../builtins.js'
 
 import type {Compression} from './layer-source.js'
 
@@ -131,7 +133,7 @@ export class LayerReader {
   private failure: Error | undefined
 
   constructor() {
-    this.worker = new Worker(WORKER_SOURCE, {eval: true, execArgv: []})
+    this.worker = new (workerThreads().Worker)(WORKER_SOURCE, {eval: true, execArgv: []})
     this.worker.on('message', (message: WorkerMessage) => this.handlers.get(message.id)?.(message))
     this.worker.on('error', (error) => {
       this.failure = error

@@ -5,7 +5,7 @@
  * bookkeeping (`.cvmfs-oci/`) is left in the repository.
  */
 import {randomBytes} from 'node:crypto'
-import {lstat, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {lstat, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -189,4 +189,50 @@ describe('publishers started together into one directory repository', () => {
     await expect(lstat(join(garbage, xRoot))).rejects.toThrow()
     await expectNoBookkeeping(root)
   })
+
+  it('rm of images that are not published answers at once, without waiting for the lock', async () => {
+    const root = join(work, 'noop-rm-repo')
+    await cliOk(publishArgs(root, 'a'))
+    const holder = await stoppedHolder(root)
+    let waiter: RunningCli | undefined
+    try {
+      const ignored = await cli(['rm', '--ignore', '--root', root, `example.org/concurrent-${unique}/none:1`], {timeoutMs: 20_000})
+      expect(ignored.exitCode, ignored.stderr).toBe(0)
+      expect(ignored.stderr).toMatch(/not published in /)
+      expect(ignored.stderr).not.toMatch(/waiting for/)
+      const missing = await cli(['rm', '--root', root, `example.org/concurrent-${unique}/none:1`], {timeoutMs: 20_000})
+      expect(missing.exitCode, missing.stderr).toBe(3)
+      // One with something to remove still takes its turn.
+      waiter = startCli(['rm', '--root', root, refs.get('a')!])
+    } catch (error) {
+      holder.child.kill('SIGCONT')
+      throw error
+    }
+    await releaseWhenAllWait(root, holder, [waiter])
+    expect((await cli(['resolve', '--root', root, refs.get('a')!])).exitCode).toBe(3)
+    await expectNoBookkeeping(root)
+  })
+
+  it('a publish that waited long for the lock publishes what its tag names when its turn comes', async () => {
+    const root = join(work, 'moved-tag-repo')
+    const tag = `concurrent-${unique}/moving:1`
+    const ref = await pushImage(work, image('before'), tag)
+    const holder = await stoppedHolder(root)
+    let waiter: RunningCli
+    try {
+      waiter = startCli(['publish', '--root', root, '--tls-verify=false', ref])
+      await until(() => waitsFor(waiter, holder, root), 'the publish waits for the holder', () => waiter.stderr())
+      // The tag moves while the publish waits (longer than a manifest asked for before the lock is trusted).
+      await pushImage(work, image('after'), tag)
+      await new Promise((done) => setTimeout(done, 11_000))
+    } catch (error) {
+      holder.child.kill('SIGCONT')
+      throw error
+    }
+    await releaseWhenAllWait(root, holder, [waiter])
+    const flat = (await cliOk(['resolve', '--root', root, ref])).trim()
+    expect(await readFile(join(flat, 'etc/version'), 'utf8')).toBe('after')
+    // It said so: the manifest was asked for again.
+    expect(waiter.stderr().match(/fetching manifest/g)).toHaveLength(2)
+  }, 120_000)
 })

@@ -20,7 +20,8 @@ function snapshot(when) {
   if (written) return
   written = true
   const esm = readFileSync(esmFile, 'utf8').split('\n').filter(Boolean)
-  writeFileSync(out, JSON.stringify({when, cjs: Object.keys(require.cache), esm}))
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
+  writeFileSync(out, JSON.stringify({when, cjs: Object.keys(require.cache), esm, builtins}))
 }
 
 for (const name of ['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync', 'fork']) {

@@ -123,7 +123,7 @@ describe('what each command loads before its own work', () => {
       input: c.input ?? '',
       env: {CVMFS_OCI_LOAD_TRACE: trace, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', NODE_ENV: 'production'},
     })
-    const loaded = JSON.parse(await readFile(trace, 'utf8')) as {when: string; cjs: string[]; esm: string[]}
+    const loaded = JSON.parse(await readFile(trace, 'utf8')) as {when: string; cjs: string[]; esm: string[]; builtins: string[]}
     const files = loaded.cjs.map((f) => relative(TOP, f)).filter((f) => f !== 'test/helpers/load-trace.cjs')
     // execa's bundle comes when the first program runs through it (not for spawnSync).
     const own = files.filter((f) => !f.startsWith('node_modules/') && !(f === 'dist/vendor/execa.cjs' && loaded.when.startsWith('spawn ')))
@@ -134,5 +134,9 @@ describe('what each command loads before its own work', () => {
     // (Node.js 22 reports the trace's own hooks module, loaded by module.register, as an import.)
     const esm = loaded.esm.filter((url) => !url.endsWith('/test/helpers/load-trace-hooks.mjs'))
     expect(esm.join('\n'), `ES modules, at ${loaded.when}`).toBe('')
+    // Node.js's slow-loading built-ins come with the work that needs them (src/builtins.ts).
+    // (Only zlib can be told here: node:child_process is the trace's own, worker_threads
+    // comes with its module.register, and Node.js loads crypto itself.)
+    expect(loaded.builtins.filter((name) => name === 'zlib'), `built-ins, at ${loaded.when}`).toEqual([])
   })
 })

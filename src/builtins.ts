@@ -1,0 +1,15 @@
+/**
+ * Node.js modules that take long to load, loaded on first use: node:crypto, node:zlib,
+ * node:worker_threads and node:child_process (with net, dgram and streams) together cost
+ * more than a quarter of `node -e 0` here, and most commands' first lines (a lock taken, a
+ * wish list read, a name resolved) need none of them. `require` caches: a second call is a
+ * lookup.
+ */
+import {createRequire} from 'node:module'
+
+const load = createRequire(import.meta.url)
+
+export const crypto = (): typeof import('node:crypto') => load('node:crypto') as typeof import('node:crypto')
+export const zlib = (): typeof import('node:zlib') => load('node:zlib') as typeof import('node:zlib')
+export const workerThreads = (): typeof import('node:worker_threads') => load('node:worker_threads') as typeof import('node:worker_threads')
+export const childProcess = (): typeof import('node:child_process') => load('node:child_process') as typeof import('node:child_process')
