@@ -4,7 +4,7 @@
  * app image on a published base then costs its own layers only; an image with the
  * same layers and another config costs no layer at all.
  */
-import {readdir, readFile, stat} from 'node:fs/promises'
+import {lstat, readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {CATALOG_MARKER, CHAINS_DIR, chainIndexRel, flatRootRel, METADATA_DIR} from '../layout/paths.js'
@@ -17,6 +17,8 @@ export interface BaseRoot {
   layers: number
   /** What publish added to it, to leave out of the clone. */
   skip: string[]
+  /** Bytes of file content the clone holds: its record's size, less what publish added. */
+  bytes?: number
 }
 
 /** `chains[i]` is the ChainID of the new image's layers 0…i. */
@@ -30,9 +32,20 @@ export async function findBaseRoot(root: string, chains: readonly string[]): Pro
     if (!record?.added || record.chainId !== chainId) continue
     const path = join(root, flatRootRel(configDigest))
     if (!(await stat(path).then((s) => s.isDirectory(), () => false))) continue
-    return {configDigest, path, layers: k, skip: [...record.added, CATALOG_MARKER]}
+    const skip = [...record.added, CATALOG_MARKER]
+    return {configDigest, path, layers: k, skip, bytes: record.size - (await filesBytes(path, skip))}
   }
   return undefined
+}
+
+/** Bytes of the regular files among `paths` (relative to `root`). */
+export async function filesBytes(root: string, paths: readonly string[]): Promise<number> {
+  let bytes = 0
+  for (const rel of paths) {
+    const stat = await lstat(join(root, rel)).catch(() => undefined)
+    if (stat?.isFile()) bytes += stat.size
+  }
+  return bytes
 }
 
 /** Whether any published root could be a base: the ChainID index names at least one. */

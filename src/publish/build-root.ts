@@ -2,7 +2,7 @@
  * Build one flat root: the merge of an image's layers in a staging directory inside
  * the repository, renamed into `.flat/<hh>/<config hex>` only when complete.
  */
-import {existsSync, lstatSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {mkdir, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
@@ -18,7 +18,7 @@ import type {Descriptor, ImageConfig, ImageManifest} from '../oci/documents.js'
 import {isForeignLayer} from '../oci/media-types.js'
 import {mergeLayers} from '../unpack/merge.js'
 import {treeBytes} from '../unpack/tree-bytes.js'
-import {findBaseRoot, type BaseRoot} from './base-root.js'
+import {filesBytes, findBaseRoot, type BaseRoot} from './base-root.js'
 import type {PublishProgress} from './progress.js'
 import type {PublishOptions} from './publish-image.js'
 
@@ -85,16 +85,6 @@ export function blobsHeld(plan: RootPlan): SkippedBlob[] {
   return [...held.values()]
 }
 
-/** Bytes of the regular files among `added` (paths relative to `root`). */
-function addedBytes(root: string, added: readonly string[]): number {
-  let bytes = 0
-  for (const rel of added) {
-    const stat = lstatSync(join(root, rel), {throwIfNoEntry: false})
-    if (stat?.isFile()) bytes += stat.size
-  }
-  return bytes
-}
-
 /**
  * Merge the layers into staging (from a published base root where one holds the
  * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
@@ -131,7 +121,7 @@ export async function buildFlatRoot(
       root: staging,
       workDir: join(tempPath),
       logger,
-      base: base && {path: base.path, skip: base.skip},
+      base: base && {path: base.path, skip: base.skip, bytes: base.bytes},
       waitForBlob: options.download && ((path) => blobReady(path, options.download!)),
       layers: todo.map(({layer, diffId, index}) => ({
         blobPath: blobPath(layer.digest),
@@ -148,8 +138,8 @@ export async function buildFlatRoot(
     await mkdir(join(flat, '..'), {recursive: true})
     await rename(staging, flat)
     // What the root holds (not what was written: upper layers overwrite lower files), as
-    // the merge counted it, plus what was added; measured where it started from a clone.
-    const size = stats.treeBytes === undefined ? treeBytes(flat) : stats.treeBytes + addedBytes(flat, added)
+    // the merge counted it, plus what was added; measured where it could not count exactly.
+    const size = stats.treeBytes === undefined ? treeBytes(flat) : stats.treeBytes + (await filesBytes(flat, added))
     return {size, added, record: {configDigest, chainId: chains[chains.length - 1], added, size, files: stats.files, unpacked: new Date().toISOString()}}
   } finally {
     await rm(staging, {recursive: true, force: true})

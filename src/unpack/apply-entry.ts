@@ -63,11 +63,19 @@ export class MergeState {
   bytes = 0
   /**
    * Bytes of file content the tree holds, each inode once: files made add their size,
-   * files removed for good (their last link) take it away. Exact for a merge from
-   * nothing; a merge started from a clone of a published root (whose links count in
-   * `nlink`) measures the tree afterwards instead.
+   * files removed for good (their last link) take it away. A merge started from a clone
+   * starts from the bytes the clone holds (see {@link clone}).
    */
   treeBytes = 0
+  /**
+   * Set when the merge started from a clone of a published root (clone-tree.ts), whose
+   * files also keep their links in that root: `nlink` alone cannot say when one leaves
+   * this tree. `created` holds the files the merge made (all their links are in this
+   * tree); a cloned file whose base holds it once has nlink 2 and leaves with its name
+   * here. Anything else (hardlinks within the base, a new link to a cloned file) makes
+   * the count inexact (`exact` false), and the tree is measured afterwards.
+   */
+  clone?: {created: Set<string>; exact: boolean}
 
   constructor(
     readonly root: string,
@@ -77,13 +85,23 @@ export class MergeState {
     this.fs = new RootFs(root)
   }
 
+  /** Whether removing the link `path` of a regular file frees its bytes from {@link treeBytes}. */
+  freesBytes(path: string, stat: Stats): boolean {
+    const clone = this.clone
+    if (!clone || clone.created.has(path)) return stat.nlink === 1
+    if (stat.nlink !== 2) clone.exact = false
+    return stat.nlink === 2
+  }
+
   /** What removing the subtree at `dir` takes from {@link treeBytes}. */
   subtreeBytes(dir: string): number {
     let bytes = 0
     // Inodes with other links: freed only if all their links are in the subtree.
     const shared = new Map<string, {size: number; nlink: number; seen: number}>()
-    forEachFile(dir, (stat) => {
-      if (stat.nlink === 1) bytes += stat.size
+    forEachFile(dir, (stat, path) => {
+      if (this.clone && !this.clone.created.has(path)) {
+        if (this.freesBytes(path, stat)) bytes += stat.size
+      } else if (stat.nlink === 1) bytes += stat.size
       else {
         const key = `${stat.dev}:${stat.ino}`
         const inode = shared.get(key) ?? {size: stat.size, nlink: stat.nlink, seen: 0}
@@ -102,6 +120,7 @@ export class MergeState {
       table.delete(path)
       for (const key of table.keys()) if (key.startsWith(prefix)) table.delete(key)
     }
+    if (this.clone) for (const key of this.clone.created) if (key.startsWith(prefix)) this.clone.created.delete(key)
   }
 
   /** Whether an owner must be set (a root process creates files as 0:0 already). */
@@ -235,6 +254,7 @@ export class LayerApplier {
     state.files++
     state.bytes += header.size
     state.treeBytes += header.size
+    state.clone?.created.add(file.path)
     this.recordXattrs(file.path, header)
   }
 
@@ -302,7 +322,8 @@ export class LayerApplier {
       state.fs.invalidate()
       return
     }
-    if (stat.isFile() && stat.nlink === 1) state.treeBytes -= stat.size
+    if (stat.isFile() && state.freesBytes(path, stat)) state.treeBytes -= stat.size
+    state.clone?.created.delete(path)
     unlinkSync(path)
     state.xattrs.delete(path)
     // Resolved parents may have gone through a symlink; nothing else changes them.
@@ -342,7 +363,14 @@ export class LayerApplier {
     if (stat.isDirectory()) {
       throw hostileEntry('E_HOSTILE_HARDLINK_DIR', header.name, this.label, `is a hardlink to the directory ${JSON.stringify(linkname)}`)
     }
-    if (target !== path) this.replacing(path, () => linkSync(target, path))
+    if (target === path) return
+    this.replacing(path, () => linkSync(target, path))
+    const clone = this.state.clone
+    if (clone) {
+      // A new name for a cloned file: its links are no longer told apart by nlink.
+      if (!clone.created.has(target)) clone.exact = false
+      clone.created.add(path)
+    }
   }
 
   /** Make a device node or FIFO (root only: it is skipped otherwise); whether it was made. */

@@ -33,8 +33,11 @@ export interface MergeOptions {
   onProgress?: (index: number, bytes: number) => void
   /** Wait until a blob exists (it may still be downloading when the merge starts). */
   waitForBlob?: (path: string) => Promise<void>
-  /** Start from this flat root (the merge of the layers before `layers`), minus `skip`. */
-  base?: {path: string; skip: string[]}
+  /**
+   * Start from this flat root (the merge of the layers before `layers`), minus `skip`;
+   * `bytes`: the file content the clone holds (from the root's record), if known.
+   */
+  base?: {path: string; skip: string[]; bytes?: number}
 }
 
 export interface MergeStats {
@@ -44,7 +47,7 @@ export interface MergeStats {
   bytes: number
   /** Uncompressed tar bytes read. */
   tarBytes: number
-  /** Bytes of file content the merged tree holds, each inode once (a merge from nothing only). */
+  /** Bytes of file content the merged tree holds, each inode once (undefined: not counted exactly; measure the tree). */
   treeBytes?: number
   compressions: Compression[]
   /** Device nodes and FIFOs not created (not running as root). */
@@ -76,6 +79,8 @@ async function mergeInto(state: MergeState, reader: LayerReader, options: MergeO
     // Directory attributes live on the directory, not on a shared inode: copy them.
     for (const [path, attrs] of await readXattrsOf(cloned.dirs, options.logger)) state.xattrs.set(join(state.root, relative(base, path)), attrs)
     options.logger.debug(`started from ${options.base.path} (${cloned.entries} entries)`)
+    state.clone = {created: new Set(), exact: options.base.bytes !== undefined}
+    state.treeBytes = options.base.bytes ?? 0
   }
   for (const [index, input] of options.layers.entries()) {
     const waitStart = performance.now()
@@ -116,7 +121,7 @@ async function mergeInto(state: MergeState, reader: LayerReader, options: MergeO
   if (state.skipped.length > 0) {
     options.logger.warn(`not running as root: device nodes and FIFOs were skipped: ${someOf(state.skipped, 20)}`)
   }
-  const treeBytes = options.base ? undefined : state.treeBytes
+  const treeBytes = state.clone && !state.clone.exact ? undefined : state.treeBytes
   return {entries: state.entries, files: state.files, bytes: state.bytes, tarBytes, treeBytes, compressions, skipped: state.skipped}
 }
 

@@ -2,12 +2,12 @@
 import {lstatSync, readdirSync, type Stats} from 'node:fs'
 import {join} from 'node:path'
 
-/** Call `visit` with the lstat of every regular file below `dir` (symlinks not followed). */
-export function forEachFile(dir: string, visit: (stat: Stats) => void): void {
+/** Call `visit` with the lstat and path of every regular file below `dir` (symlinks not followed). */
+export function forEachFile(dir: string, visit: (stat: Stats, path: string) => void): void {
   for (const child of readdirSync(dir, {withFileTypes: true})) {
     const full = join(dir, child.name)
     if (child.isDirectory()) forEachFile(full, visit)
-    else if (child.isFile()) visit(lstatSync(full))
+    else if (child.isFile()) visit(lstatSync(full), full)
   }
 }
 
