@@ -13,6 +13,12 @@ export interface RepositoryBackend {
    */
   readonly hardlinkClones?: boolean
   /**
+   * Whether new flat roots get `.cvmfscatalog` markers on their big subtrees
+   * (layout/nested-catalogs.ts), so that a container start loads only the catalogs on its
+   * path. The CVMFS backends say yes; a plain directory has no catalogs to split.
+   */
+  readonly nestedCatalogs?: boolean
+  /**
    * Whether `change` may run while the image is still downloading (layers unpacked
    * as they arrive). Not while a CVMFS transaction is open: it must stay short.
    */

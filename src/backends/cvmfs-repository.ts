@@ -220,6 +220,8 @@ export abstract class CvmfsBackend implements RepositoryBackend {
    * time: callers then make each change as narrow as the layout allows (backend.ts).
    */
   readonly concurrentPublishers: boolean
+  /** New flat roots get nested catalogs on their big subtrees (backend.ts). */
+  readonly nestedCatalogs = true
   protected readonly logger: Logger
 
   protected constructor(

@@ -3,16 +3,17 @@
  * the repository, renamed into `.flat/<hh>/<config hex>` only when complete.
  */
 import {existsSync} from 'node:fs'
-import {mkdir, rename, rm, writeFile} from 'node:fs/promises'
+import {mkdir, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {STAGING_DIR} from '../backends/directory.js'
 import {VerificationError} from '../errors.js'
 import type {SkippedBlob} from '../fetch/skopeo.js'
-import {CATALOG_MARKER, digestHex, flatRootRel} from '../layout/paths.js'
+import {addNestedCatalogs, writeRootMarker} from '../layout/nested-catalogs.js'
+import {digestHex, flatRootRel} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
 import {ensureCatalogMarkers, type FlatRecord} from '../layout/write.js'
-import {formatBytes} from '../log.js'
+import {formatBytes, someOf} from '../log.js'
 import {chainIds} from '../oci/chain-id.js'
 import type {Descriptor, ImageConfig, ImageManifest} from '../oci/documents.js'
 import {isForeignLayer} from '../oci/media-types.js'
@@ -87,7 +88,8 @@ export function blobsHeld(plan: RootPlan): SkippedBlob[] {
 
 /**
  * Merge the layers into staging (from a published base root where one holds the
- * first layers), finish the root (mount points, apptainer's files, catalog marker), and rename it into
+ * first layers), finish the root (mount points, apptainer's files, catalog marker; with
+ * `nestedCatalogs`, markers on its big subtrees too: layout/nested-catalogs.ts), and rename it into
  * place. Returns its record (size, ChainID, what was added), which the caller writes with
  * the metadata (`.metadata/.flat/…`: outside the flat root's own lease, publish/parts.ts).
  */
@@ -132,7 +134,15 @@ export async function buildFlatRoot(
     // The download's own checks (the manifest it wrote) decide before anything is renamed into place.
     await options.download
     const added = await addRuntimeFiles(staging, config.config)
-    await writeFile(join(staging, CATALOG_MARKER), '')
+    await writeRootMarker(staging)
+    if (options.nestedCatalogs) {
+      // Last, so that the cut counts every entry the root will hold.
+      const nested = await addNestedCatalogs(staging)
+      added.push(...nested.added)
+      if (nested.cuts.length > 0) {
+        logger.info(`${what}: ${nested.cuts.length} nested catalog(s) in the flat root (its own catalog keeps ${nested.rootWeight} entries): ${someOf(nested.cuts.map((c) => `${c.path} (${c.weight})`), 8)}`)
+      }
+    }
     await ensureCatalogMarkers(root)
     const flat = join(root, flatRootRel(configDigest))
     await mkdir(join(flat, '..'), {recursive: true})

@@ -52,6 +52,11 @@ export interface PublishOptions {
   signal?: AbortSignal
   /** Start a merge from a published root with the same first layers (hardlinks: plain directories only). */
   reuseBaseRoots?: boolean
+  /**
+   * Mark the big subtrees of each new flat root as nested catalogs (layout/nested-catalogs.ts).
+   * Default: where the backend has catalogs (CVMFS).
+   */
+  nestedCatalogs?: boolean
   /** Decide the status only (`sync --dry-run`): no layer is fetched, nothing is written. */
   dryRun?: boolean
   /** The top-level manifest, if its inspection was started already ({@link startInspect}). */
@@ -170,6 +175,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       download.catch(() => {})
     }
     const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
+    const nestedCatalogs = options.nestedCatalogs ?? backend.nestedCatalogs === true
     if (!manifestBytes) await fetchAll()
     const manifestDigest = sha256Digest(manifestBytes!)
     const manifest: ImageManifest = instanceManifest(manifestBytes!, source.input)
@@ -235,7 +241,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
           label: source.input,
           logger,
           build: (writeRoot) =>
-            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, download, plan, blobPath: fetchedBlobPath(temp.path, skip), progress}),
+            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, nestedCatalogs, download, plan, blobPath: fetchedBlobPath(temp.path, skip), progress}),
         },
         flat,
       ),

@@ -94,6 +94,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     if (options.dryRun) return result(items.some((item) => !item.flatExists) ? 'published' : 'linked')
 
     const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
+    const nestedCatalogs = options.nestedCatalogs ?? backend.nestedCatalogs === true
     for (const item of items) {
       if (item.flatExists) {
         item.configBytes = await keptConfig(root, item.configDigest, item.chosen, options.registry, logger)
@@ -128,6 +129,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
         const stats = await buildFlatRoot(writeRoot, item.dir, item.manifest, item.config!, item.label, {
           ...options,
           reuseBaseRoots,
+          nestedCatalogs,
           plan: item.plan,
           blobPath: fetchedBlobPath(item.dir, item.skip),
           progress: item.progress,

@@ -3,7 +3,7 @@
  * rejected with a verification error (exit 4), leave the repository exactly as
  * it was, and write nothing outside it. Named after the threat, as node-tar does.
  */
-import {lstat, mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -46,6 +46,12 @@ const cases: {threat: string; code: string; spec: (victim: string) => ImageSpec}
   },
   {threat: 'hardlink to a directory', code: 'E_HOSTILE_HARDLINK_DIR', spec: () => image([{name: 'etcdir', type: 'link', linkname: 'etc'}])},
   {threat: 'whiteout of the parent directory', code: 'E_HOSTILE_WHITEOUT', spec: () => image([{name: 'etc/.wh...', content: ''}])},
+  {
+    // publish writes the root's catalog marker: never through a link the image put there.
+    threat: 'truncate a publisher file through a symlink named .cvmfscatalog',
+    code: 'E_CATALOG_MARKER',
+    spec: (victim) => image([{name: '.cvmfscatalog', type: 'symlink', linkname: `${victim}/precious`}]),
+  },
 ]
 
 describe('hostile layers are rejected and change nothing', () => {
@@ -82,6 +88,7 @@ describe('hostile layers are rejected and change nothing', () => {
     expect(result.stderr).toMatch(/rejected|hardlink|symlink|\.\./)
     // Nothing outside …
     expect((await readdir(victim)).sort()).toEqual(['precious'])
+    expect(await readFile(join(victim, 'precious'), 'utf8')).toBe('do not touch\n')
     await expect(lstat('/tmp/pwned')).rejects.toThrow()
     // … and the repository exactly as it was (no staging left, no link, no metadata).
     expect(diffTrees(before, await snapshotTree(repo))).toEqual([])
