@@ -8,7 +8,7 @@
  * Paths do not change; only how CVMFS splits the image's metadata.
  */
 import {readdirSync} from 'node:fs'
-import {lstat, truncate, utimes, writeFile} from 'node:fs/promises'
+import {lstat, unlink, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {VerificationError} from '../errors.js'
@@ -114,9 +114,11 @@ export async function writeRootMarker(root: string): Promise<void> {
   const path = join(root, CATALOG_MARKER)
   const stat = await lstat(path).catch(() => undefined)
   if (stat && !stat.isFile()) throw refuseMarker(CATALOG_MARKER, entryKind(stat))
-  // The image's own regular file: emptied, as before (its content means nothing to CVMFS).
-  if (stat) await truncate(path, 0)
-  else await writeFile(path, '', {flag: 'wx', mode: 0o644})
+  // The image's own regular file: replaced by an empty one (its content means nothing to
+  // CVMFS). Never truncated in place: it may be a hardlink to another of the image's files,
+  // or, in a root started from a clone, to a file of another published root.
+  if (stat) await unlink(path)
+  await writeFile(path, '', {flag: 'wx', mode: 0o644})
 }
 
 /**

@@ -93,4 +93,24 @@ describe('hostile layers are rejected and change nothing', () => {
     // … and the repository exactly as it was (no staging left, no link, no metadata).
     expect(diffTrees(before, await snapshotTree(repo))).toEqual([])
   })
+
+  // (Last: it publishes.) An image on the published one's layer, whose own layer makes its
+  // .cvmfscatalog a hardlink to a file of that layer: its root starts from a clone of the
+  // published root, whose files it shares, and emptying the marker in place would empty
+  // the published image's file too.
+  it('a catalog marker hardlinked to a file of a published root leaves that root intact', async () => {
+    const published = (await cliOk(['resolve', '--root', repo, `${registryAddress()}/hostile/good:1`])).trim()
+    const kept = await snapshotTree(published)
+    const layout = join(work, 'layout-marker-link')
+    await writeOciLayout(layout, [{tag: '1', image: image([{name: '.cvmfscatalog', type: 'link', linkname: 'etc/ok'}])}])
+    const ref = await pushLayout(layout, '1', registryAddress(), 'hostile/marker-link:1')
+    const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--debug', ref])
+    expect(result.exitCode, result.stderr).toBe(0)
+    expect(result.stderr).toContain('starting from .flat/')
+    expect(diffTrees(kept, await snapshotTree(published))).toEqual([])
+    expect(await readFile(join(published, 'etc/ok'), 'utf8')).toBe('fine\n')
+    const flat = (await cliOk(['resolve', '--root', repo, ref])).trim()
+    expect(await readFile(join(flat, 'etc/ok'), 'utf8')).toBe('fine\n')
+    expect(await readFile(join(flat, '.cvmfscatalog'), 'utf8')).toBe('')
+  })
 })

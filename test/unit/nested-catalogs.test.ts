@@ -4,7 +4,7 @@
  * image holds), the walk on real directories, the markers it writes (never through a
  * symlink the image put in the way), and how long the walk takes on a 30 000-entry tree.
  */
-import {lstat, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile} from 'node:fs/promises'
+import {link, lstat, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile} from 'node:fs/promises'
 import {closeSync, existsSync, mkdirSync, openSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -146,24 +146,27 @@ describe('on a real tree', () => {
     await writeFile(join(plain, '.cvmfscatalog'), 'x')
     await writeRootMarker(plain)
     expect(await readFile(join(plain, '.cvmfscatalog'), 'utf8')).toBe('')
+    // …and when it is a hardlink to another file (of the image, or of a root it was cloned
+    // from), that file keeps its content.
+    await rm(join(plain, '.cvmfscatalog'))
+    await writeFile(join(plain, 'passwd'), 'root:x:0:0\n')
+    await link(join(plain, 'passwd'), join(plain, '.cvmfscatalog'))
+    await writeRootMarker(plain)
+    expect(await readFile(join(plain, '.cvmfscatalog'), 'utf8')).toBe('')
+    expect(await readFile(join(plain, 'passwd'), 'utf8')).toBe('root:x:0:0\n')
   })
 
-  it('walks a 30 000-entry tree in well under a second', async () => {
+  it('cuts a 30 000-entry tree as a Python image spreads it', async () => {
     // 30 directories of 10 subdirectories of 100 files (30 330 entries), as a Python image
     // spreads them; on tmpfs where there is one (making 30 000 files on this machine's
     // disk takes 20 s; walking them there took 30-70 ms).
     const scratch = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'cvmfs-oci-nested-'))
     const root = join(scratch, 'big')
     for (let a = 0; a < 30; a++) for (let b = 0; b < 10; b++) files(join(root, `a${a}`, `b${b}`), 100)
-    const start = performance.now()
-    const counts = countTree(root)
-    const cut = cutCatalogs(counts)
-    const ms = performance.now() - start
-    console.log(`countTree + cutCatalogs of 30 330 entries: ${ms.toFixed(1)} ms`)
+    const cut = cutCatalogs(countTree(root))
     // Each a<N> weighs 1 + 10 × 101 = 1011: cut; the root keeps itself and 30 of them.
     expect(cut.cuts).toHaveLength(30)
     expect(cut.rootWeight).toBe(31)
     await rm(scratch, {recursive: true, force: true})
-    expect(ms).toBeLessThan(1000)
   })
 })
