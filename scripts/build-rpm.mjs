@@ -26,9 +26,10 @@ import {manPage, pageDate} from './write-manpage.mjs'
 const top = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SPEC = join(top, 'packaging', 'cvmfs-oci.spec')
 
+/** A failure with its message for the user: thrown, so that main's cleanup (its scratch directory) runs. */
+class BuildFailure extends Error {}
 const fail = (message) => {
-  console.error(`build-rpm: ${message}`)
-  process.exit(1)
+  throw new BuildFailure(message)
 }
 const exists = (path) => stat(path).then(() => true, () => false)
 
@@ -266,4 +267,10 @@ async function main() {
   }
 }
 
-await main()
+try {
+  await main()
+} catch (error) {
+  if (!(error instanceof BuildFailure)) throw error
+  console.error(`build-rpm: ${error.message}`)
+  process.exitCode = 1
+}
