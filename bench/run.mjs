@@ -11,6 +11,9 @@
 //                     to run (default all)
 //   --dir DIR         where images, repositories and unpacked trees go (default $TMPDIR;
 //                     /dev/shm takes the disk out of the comparison)
+//   --publish-dirs LIST  run the publish and republish sections once in each of these
+//                     directories (default: --dir), e.g. /tmp,/dev/shm for disk and tmpfs
+//                     in one run
 // The real-CernVM-FS sections (root; the kit in ../shared/testbed, or $CVMFS_OCI_BENCH_KIT):
 //   cvmfs             cvmfs-oci --repo against DUCC, fresh repository per publish
 //   coldstart         a published image from a plain client mount, cache wiped, against
@@ -46,7 +49,7 @@ import {commandStartup, startupCases, startupFixtures} from './lib/startup.mjs'
 
 const TOP = join(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(TOP, 'bin', 'run.js')
-const strings = ['reps', 'startup-reps', 'scales', 'out', 'dir', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror', 'gateway-images', 'gateway-publishers', 'gateway-reps']
+const strings = ['reps', 'startup-reps', 'scales', 'out', 'dir', 'publish-dirs', 'sections', 'cvmfs-images', 'cvmfs-reps', 'scipy-reps', 'coldstart-reps', 'cache-dir', 'debian-mirror', 'gateway-images', 'gateway-publishers', 'gateway-reps']
 const {values} = parseArgs({options: {quick: {type: 'boolean'}, ...Object.fromEntries(strings.map((s) => [s, {type: 'string'}]))}})
 const quick = Boolean(values.quick)
 const reps = Number(values.reps ?? (quick ? 2 : 5))
@@ -76,6 +79,11 @@ for (const tool of ['skopeo', 'umoci', 'docker-registry', 'podman', 'tar', '/usr
 }
 
 const work = mkdtempSync(join(values.dir ?? tmpdir(), 'cvmfs-oci-bench-'))
+/** Where the publish and republish sections run: [{dir, work}] (the main work directory for --dir itself). */
+const publishDirs = (values['publish-dirs']?.split(',') ?? [values.dir ?? tmpdir()]).map((dir) => ({
+  dir,
+  work: dir === (values.dir ?? tmpdir()) ? work : mkdtempSync(join(dir, 'cvmfs-oci-bench-')),
+}))
 const registry = await startRegistry()
 const results = {machine: machine(), when: new Date().toISOString(), dir: values.dir ?? tmpdir(), reps, scales, sections: {}}
 const fmt = (s, unit = 's') => `${s.median.toFixed(unit === 'ms' ? 1 : 2)} ${unit} [${s.min.toFixed(unit === 'ms' ? 1 : 2)}–${s.max.toFixed(unit === 'ms' ? 1 : 2)}]`
@@ -116,14 +124,14 @@ const fourLayersImage = async () => (fourLayers ??= await prepareImage(1, ['v1']
 
 const publishArgv = (root, ref) => [process.execPath, CLI, 'publish', '-q', '--root', root, '--tls-verify=false', ref]
 // Every tool's temporary files (cvmfs-oci's download, skopeo's) go where its output goes.
-const inDir = {env: {TMPDIR: work}}
+const inDir = (dir = work) => ({env: {TMPDIR: dir}})
 
-async function publishComparison(image) {
+async function publishComparison(image, dir) {
   const ref = image.ref('v1')
-  const repo = join(work, 'repo')
-  const oci = join(work, 'oci')
-  const bundle = join(work, 'bundle')
-  const flat = join(work, 'tarfloor')
+  const repo = join(dir, 'repo')
+  const oci = join(dir, 'oci')
+  const bundle = join(dir, 'bundle')
+  const flat = join(dir, 'tarfloor')
   const umocis = ['sh', '-c', `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${oci}:v1 && umoci unpack --image ${oci}:v1 ${bundle} >/dev/null`]
   // The floor: the same download, then GNU tar of each layer in order (no whiteouts, no checks).
   const floorScript = `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${oci}:v1 && mkdir -p ${flat} && for l in $(node -e '
@@ -134,7 +142,7 @@ async function publishComparison(image) {
     {prepare: () => fresh(repo), argv: publishArgv(repo, ref)},
     {prepare: () => (fresh(oci), fresh(bundle)), argv: umocis},
     {prepare: () => (fresh(oci), fresh(flat)), argv: ['sh', '-c', floorScript]},
-  ], inDir)
+  ], inDir(dir))
   fresh(repo)
   fresh(oci)
   fresh(bundle)
@@ -142,8 +150,8 @@ async function publishComparison(image) {
   return {ours, umoci, floor, ratioUmoci: ours.wall.median / umoci.wall.median, ratioFloor: ours.wall.median / floor.wall.median}
 }
 
-async function republish(image) {
-  const repo = join(work, 'repo-re')
+async function republish(image, dir) {
+  const repo = join(dir, 'repo-re')
   const [first, again] = await repeatInterleaved(reps, [
     {prepare: () => fresh(repo), argv: publishArgv(repo, image.ref('v2'))},
     {
@@ -154,7 +162,7 @@ async function republish(image) {
       },
       argv: publishArgv(repo, image.ref('v2')),
     },
-  ], inDir)
+  ], inDir(dir))
   fresh(repo)
   return {first, onBase: again, ratio: again.wall.median / first.wall.median}
 }
@@ -170,7 +178,7 @@ async function scaling() {
   for (const scale of scales) {
     const image = scale === 1 && base ? base : await prepareImage(scale, ['v1'])
     const repo = join(work, `repo-scale-${scale}`)
-    const run = await repeat(Math.min(reps, scale >= 16 ? 1 : 3), () => fresh(repo), publishArgv(repo, image.ref('v1')), inDir)
+    const run = await repeat(Math.min(reps, scale >= 16 ? 1 : 3), () => fresh(repo), publishArgv(repo, image.ref('v1')), inDir())
     rows.push({scale, uncompressedMB: image.info.uncompressedBytes / 1e6, ...run})
     fresh(repo)
     if (image !== base) fresh(image.layout)
@@ -213,6 +221,7 @@ async function realCvmfs() {
         log(`\n${signal}: removing the bench's repositories`)
         kit.stopAll()
         registry.stop()
+        for (const {work: where} of publishDirs) rmSync(where, {recursive: true, force: true})
         rmSync(work, {recursive: true, force: true})
         process.exit(130)
       })
@@ -310,11 +319,13 @@ try {
   log(`  ${base.info.layers} layers, ${(base.info.uncompressedBytes / 1e6).toFixed(0)} MB uncompressed`)
   }
 
+  for (const {dir, work: where} of publishDirs) {
   if (sections.has('publish')) {
-  results.sections.publish = {}
+  results.sections.publish ??= {}
+  results.sections.publish[dir] = {}
   for (const [key, label, image] of [['default', 'the default image', base], ['four-layers', 'the four-layers image', await fourLayersImage()]]) {
-  log(`\n== 1. publish ${label}: ${image.info.layers} layers, ${image.info.files} files, ${MB(image.info.uncompressedBytes)} uncompressed, ${MB(image.info.compressedBytes)} gzip (median [min–max] of ${reps}, interleaved)`)
-  const p = (results.sections.publish[key] = await publishComparison(image))
+  log(`\n== 1. publish ${label}, in ${dir}: ${image.info.layers} layers, ${image.info.files} files, ${MB(image.info.uncompressedBytes)} uncompressed, ${MB(image.info.compressedBytes)} gzip (median [min–max] of ${reps}, interleaved)`)
+  const p = (results.sections.publish[dir][key] = await publishComparison(image, where))
   log(`  cvmfs-oci publish        wall ${fmt(p.ours.wall)}  cpu ${fmt(p.ours.cpu)}  peak RSS ${p.ours.rssMiB.median.toFixed(0)} MiB`)
   log(`  skopeo copy + umoci      wall ${fmt(p.umoci.wall)}  cpu ${fmt(p.umoci.cpu)}  peak RSS ${p.umoci.rssMiB.median.toFixed(0)} MiB`)
   log(`  skopeo copy + tar (floor) wall ${fmt(p.floor.wall)}  cpu ${fmt(p.floor.cpu)}  peak RSS ${p.floor.rssMiB.median.toFixed(0)} MiB`)
@@ -323,10 +334,12 @@ try {
   }
 
   if (sections.has('republish')) {
-  log('\n== 2. republish: an app image on a base published under another tag')
-  const r = (results.sections.republish = await republish(base))
+  log(`\n== 2. republish, in ${dir}: an app image on a base published under another tag`)
+  results.sections.republish ??= {}
+  const r = (results.sections.republish[dir] = await republish(base, where))
   log(`  into an empty repository  ${fmt(r.first.wall)}`)
   log(`  on the published base     ${fmt(r.onBase.wall)}   ratio ${r.ratio.toFixed(2)} (target ≤ 0.3)`)
+  }
   }
 
   if (sections.has('startup') || sections.has('hook')) {
@@ -360,6 +373,7 @@ try {
   if (sections.has('gateway')) await gatewaySection()
 } finally {
   registry.stop()
+  for (const {work: where} of publishDirs) rmSync(where, {recursive: true, force: true})
   rmSync(work, {recursive: true, force: true})
   mkdirSync(dirname(outFile), {recursive: true})
   writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`)

@@ -69,9 +69,12 @@ export async function run(file: string, args: readonly string[], options: RunOpt
     cwd: options.cwd,
     cancelSignal: options.signal,
     encoding: options.binaryStdout ? 'buffer' : 'utf8',
+    // Without input, stdin is /dev/null, never a pipe left open: a program that asks a
+    // question (cvmfs_server publish: "proceed anyway? (y/N)") reads end-of-file and goes
+    // on with its default answer instead of waiting forever.
     // execa hands a number in `stdio` to child_process.spawn, which shares that open fd with
     // the child (Node documents it); execa's types admit only the numbers 3 to 9.
-    ...(options.fd3 === undefined ? {} : {stdio: ['pipe', 'pipe', 'pipe', options.fd3] as unknown as ExecaOptions['stdio']}),
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(options.fd3 === undefined ? [] : [options.fd3])] as unknown as ExecaOptions['stdio'],
   }
   const {execa} = await import('./vendor/execa.js')
   const result = await execa(file, [...args], execaOptions)
@@ -89,7 +92,10 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   const exitCode = result.exitCode ?? -1
   if (result.failed && !(options.okExitCodes ?? []).includes(exitCode)) {
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${exitCode}`
-    const stderrTail = tail(stderr || stdout)
+    // What it said last: its stdout, then its stderr (cvmfs_server writes its questions and
+    // reports to stdout, shell errors to stderr); stderr alone for binary output.
+    const said = stdout.trim() && stderr.trim() && !options.binaryStdout ? `${stdout.trimEnd()}\n${stderr}` : stderr || stdout
+    const stderrTail = tail(said)
     throw new ExternalError(`${display} ${how}${stderrTail ? `:\n${indent(stderrTail)}` : ''}`, {
       command: display,
       exitCode,

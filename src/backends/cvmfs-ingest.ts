@@ -104,11 +104,15 @@ export class CvmfsIngestBackend extends CvmfsBackend {
       }
       const what = step.send ? step.send.base : `deleting ${step.delete!.join(', ')}`
       this.logger.debug(`${name}: ingest ${what}`)
-      const stream = step.send && packTree(step.send.dir, {exclude: step.send.exclude, logger: this.logger})
       let packError: unknown
-      stream?.once('error', (error) => (packError = error))
+      const send = step.send
+      const open = send && (() => {
+        const stream = packTree(send.dir, {exclude: send.exclude, logger: this.logger})
+        stream.once('error', (error) => (packError = error))
+        return stream
+      })
       try {
-        await ingest(name, {delete: step.delete, tar: step.send && {stream: stream!, base: step.send.base}, keepOwnership: step.send !== undefined}, this.logger)
+        await ingest(name, {delete: step.delete, tar: send && {open: open!, base: send.base}, keepOwnership: send !== undefined}, this.logger)
       } catch (error) {
         // A tar cut short makes cvmfs_server fail too: the reason it was cut short is the error.
         throw packError ?? error

@@ -89,32 +89,58 @@ export async function refreshMount(name: string, logger: Logger): Promise<void> 
 
 /** `cvmfs_server publish NAME`: sign and remount the new revision. */
 export async function publishTransaction(name: string, logger: Logger): Promise<void> {
-  const deadline = Date.now() + WRITERS_TIMEOUT_MS
-  let delay: number = WRITERS_RETRY_MS[0]
+  await whileFilesOpen(name, 'publish', logger, () => server(['publish', name], logger).then(() => undefined))
+}
+
+/**
+ * Run `attempt` (a `cvmfs_server publish` or `ingest`), again while it is refused for
+ * files open below /cvmfs/NAME ({@link openFilesRefusal}), for up to
+ * {@link OPEN_FILES_TIMEOUT_MS}; then fail naming them.
+ */
+async function whileFilesOpen(name: string, verb: 'publish' | 'ingest', logger: Logger, attempt: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + OPEN_FILES_TIMEOUT_MS
+  let delay: number = OPEN_FILES_RETRY_MS[0]
   for (let told = false; ; told = true) {
     try {
-      await server(['publish', name], logger)
+      await attempt()
       return
     } catch (error) {
-      if (!(error instanceof ExternalError) || !/Open writable file descriptors/i.test(error.stderrTail) || Date.now() >= deadline) throw error
-      const say = `cvmfs_server publish ${name}: a process has a file below /cvmfs/${name} open for writing; waiting for it to close (the transaction stays open)`
+      const open = error instanceof ExternalError ? openFilesRefusal(error.stderrTail) : undefined
+      if (!open || !(error instanceof ExternalError)) throw error
+      if (Date.now() >= deadline) {
+        throw new ExternalError(`cvmfs_server ${verb} ${name}: processes of this machine kept files below /cvmfs/${name} open ${open} for ${OPEN_FILES_TIMEOUT_MS / 1000} s (cvmfs_server's report below names them):\n${error.stderrTail}`, {
+          command: error.command,
+          exitCode: error.commandExitCode,
+          stderrTail: error.stderrTail,
+        }, {hint: `Close them (a shell or a container using /cvmfs/${name} on the publisher), then publish again; the change was not published.`})
+      }
+      const say = `cvmfs_server ${verb} ${name}: a process has files below /cvmfs/${name} open ${open}; waiting for it to close them${verb === 'publish' ? ' (the transaction stays open)' : ''}`
       if (told) logger.debug(say)
       else logger.info(say)
       await sleep(delay)
-      delay = Math.min(delay * 2, WRITERS_RETRY_MS[1])
+      delay = Math.min(delay * 2, OPEN_FILES_RETRY_MS[1])
     }
   }
 }
 
 /**
- * `cvmfs_server publish` refuses (exit 1, "Open writable file descriptors on NAME", the
- * transaction left open) while any process of the machine has a file below /cvmfs/NAME
- * open for writing — its lsof sees every process, also another publisher's in its own
- * mount namespace (several publishers of one gateway on one machine, as in the tests).
- * Such a writer is waited for, up to this long, asking again after these delays.
+ * Whether `cvmfs_server publish` refused because files below /cvmfs/NAME are open, and
+ * how ('for writing', 'for reading'). It refuses (exit 1, the transaction left open)
+ * while any process of the machine has a file there open for writing ("Open writable file
+ * descriptors on NAME"); one open for reading makes it ask whether to remount anyway,
+ * which, with stdin at end-of-file (exec.ts), it answers itself: "(y/N) aborted.". Its
+ * lsof sees every process, also another publisher's in its own mount namespace (several
+ * publishers of one gateway on one machine, as in the tests).
  */
-const WRITERS_TIMEOUT_MS = 120_000
-const WRITERS_RETRY_MS = [250, 2000] as const
+export function openFilesRefusal(output: string): 'for writing' | 'for reading' | undefined {
+  if (/Open writable file descriptors/i.test(output)) return 'for writing'
+  if (/Do you want to proceed anyway\? \(y\/N\) aborted\./.test(output)) return 'for reading'
+  return undefined
+}
+
+/** Such files are waited for, up to this long, asking again after these delays. */
+const OPEN_FILES_TIMEOUT_MS = 120_000
+const OPEN_FILES_RETRY_MS = [250, 2000] as const
 
 /** `cvmfs_server abort -f NAME`: discard the open transaction. */
 export async function abortTransaction(name: string, logger: Logger): Promise<void> {
@@ -134,8 +160,11 @@ export function abortTransactionSync(name: string, logger: Logger): string | und
 export interface IngestCall {
   /** Repository-relative paths to delete first (`-d`, repeatable on a stratum-0). */
   delete?: string[]
-  /** A tar stream to write below `base` (`-t - -b BASE`); nested catalogs come from `.cvmfscatalog` files in it. */
-  tar?: {stream: Readable; base: string}
+  /**
+   * A tar stream to write below `base` (`-t - -b BASE`), made by `open` (again for each
+   * attempt); nested catalogs come from `.cvmfscatalog` files in it.
+   */
+  tar?: {open: () => Readable; base: string}
   /** `-k`: keep the tar's owners (otherwise the repository owner's). */
   keepOwnership?: boolean
 }
@@ -155,12 +184,18 @@ export async function ingest(name: string, call: IngestCall, logger: Logger): Pr
   if (call.tar) args.push('-t', '-', '-b', call.tar.base)
   if (call.keepOwnership) args.push('-k')
   args.push(name)
-  try {
-    await server(args, logger, call.tar?.stream)
-  } catch (error) {
-    if (error instanceof ExternalError && /transaction is already open/i.test(error.stderrTail)) throw transactionOpen(name, error)
-    throw error
-  }
+  await whileFilesOpen(name, 'ingest', logger, async () => {
+    try {
+      await server(args, logger, call.tar?.open())
+    } catch (error) {
+      if (error instanceof ExternalError && /transaction is already open/i.test(error.stderrTail)) throw transactionOpen(name, error)
+      // Refused for open files, ingest leaves the transaction it opened: it was ours.
+      if (error instanceof ExternalError && openFilesRefusal(error.stderrTail)) {
+        await abortTransaction(name, logger).catch((abortError: unknown) => logger.debug(`after the refused ingest: ${(abortError as Error).message}`))
+      }
+      throw error
+    }
+  })
 }
 
 /** Where `cvmfs_server` keeps each repository's configuration (`NAME/server.conf`). */

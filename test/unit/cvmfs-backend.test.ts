@@ -85,6 +85,55 @@ describe(`publish while another process writes below /cvmfs/${repo.name}`, () =>
   })
 })
 
+describe(`publish and ingest while another process reads below /cvmfs/${repo.name}`, () => {
+  // cvmfs_server then asks "Do you want to proceed anyway? (y/N)" on its stdin: given none
+  // (end-of-file), it answers no and stops; a publish keeps its transaction, an ingest
+  // leaves the one it opened. Both are asked again once the reader has closed its file.
+  const reader = (file: string) => exec('sh', ['-c', `exec 3<"$1"; sleep 1.5; exec 3<&-`, 'sh', file])
+  const wait = () => new Promise((resolve) => setTimeout(resolve, 300))
+
+  it('a publish waits for the reader, then publishes', async () => {
+    const file = join(repo.root, `${top}-read`)
+    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
+    await writeFile(file, 'read me\n')
+    await publishTransaction(repo.name, logger)
+    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
+    await writeFile(`${file}-2`, 'two\n')
+    const holder = reader(file)
+    try {
+      await wait()
+      const started = Date.now()
+      await publishTransaction(repo.name, logger)
+      expect(Date.now() - started).toBeGreaterThan(200)
+    } catch (error) {
+      await abortTransaction(repo.name, logger).catch(() => {})
+      throw error
+    } finally {
+      await holder
+    }
+    expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
+    expect(await readFile(`${file}-2`, 'utf8')).toBe('two\n')
+  })
+
+  it('an ingest waits for the reader, leaves no transaction, then ingests', async () => {
+    const source = await mkdtemp(join(tmpdir(), 'cvmfs-oci-ingest-read-'))
+    await writeFile(join(source, 'inside'), 'ingested\n')
+    // (A file every repository has from its start.)
+    const holder = reader(join(repo.root, 'new_repository'))
+    try {
+      await wait()
+      const started = Date.now()
+      await ingest(repo.name, {tar: {open: () => packTree(source, {logger}), base: `${top}-read-tree`}}, logger)
+      expect(Date.now() - started).toBeGreaterThan(200)
+    } finally {
+      await holder
+      await rm(source, {recursive: true, force: true})
+    }
+    expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
+    expect(await readFile(join(repo.root, `${top}-read-tree`, 'inside'), 'utf8')).toBe('ingested\n')
+  })
+})
+
 describe('the transaction backend', () => {
   it('scopes a change to the deepest path holding what it touches, whose parent exists', async () => {
     const backend = await open()
@@ -176,7 +225,7 @@ describe('the ingest tar stream', () => {
       {name: `long/${'d'.repeat(120)}/${'f'.repeat(150)}`, content: 'long\n'},
       {name: 'naïve/文件', content: 'utf-8\n'},
     ])
-    await ingest(repo.name, {tar: {stream: packTree(source, {logger}), base: `${top}/tree`}, keepOwnership: true}, logger)
+    await ingest(repo.name, {tar: {open: () => packTree(source, {logger}), base: `${top}/tree`}, keepOwnership: true}, logger)
     const sent = asPublishedToCvmfs(await snapshotTree(source))
     const arrived = await snapshotTree(join(repo.root, top, 'tree'))
     // What ingest cannot carry: the two names of bin/tool are two files now, and bin/ping has no xattrs.
