@@ -58,50 +58,19 @@ describe(`the cvmfs_server driver, on the real stratum-0 ${repo.name}`, () => {
   })
 })
 
-describe(`publish while another process writes below /cvmfs/${repo.name}`, () => {
-  it('waits for the writer to close its file (cvmfs_server publish refuses meanwhile, keeping the transaction), then publishes', async () => {
-    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
-    const file = join(repo.root, `${top}-writer`)
-    // A writer that holds the file open for 1.5 s, then closes it.
-    const writer = exec('sh', ['-c', `exec 3>"$1"; sleep 1.5; exec 3>&-`, 'sh', file])
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      // The real engine refuses while the file is open, and leaves the transaction open.
-      const refused = await repo.server(['publish', repo.name])
-      expect(refused.exitCode).toBe(1)
-      expect(refused.stdout + refused.stderr).toContain(`Open writable file descriptors on ${repo.name}`)
-      expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: true})
-      const started = Date.now()
-      await publishTransaction(repo.name, logger)
-      expect(Date.now() - started).toBeGreaterThan(200)
-    } catch (error) {
-      await abortTransaction(repo.name, logger).catch(() => {})
-      throw error
-    } finally {
-      await writer
-    }
-    expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
-    expect((await lstat(file)).isFile()).toBe(true)
-  })
-})
+describe(`publish and ingest while another process has a file below /cvmfs/${repo.name} open`, () => {
+  /** A process that holds `file` open (`>` for writing, `<` for reading) for 1.5 s, then closes it. */
+  const holdOpen = (redirect: '<' | '>', file: string) => exec('sh', ['-c', `exec 3${redirect}"$1"; sleep 1.5; exec 3${redirect}&-`, 'sh', file])
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 300))
 
-describe(`publish and ingest while another process reads below /cvmfs/${repo.name}`, () => {
-  // cvmfs_server then asks "Do you want to proceed anyway? (y/N)" on its stdin: given none
-  // (end-of-file), it answers no and stops; a publish keeps its transaction, an ingest
-  // leaves the one it opened. Both are asked again once the reader has closed its file.
-  const reader = (file: string) => exec('sh', ['-c', `exec 3<"$1"; sleep 1.5; exec 3<&-`, 'sh', file])
-  const wait = () => new Promise((resolve) => setTimeout(resolve, 300))
-
-  it('a publish waits for the reader, then publishes', async () => {
-    const file = join(repo.root, `${top}-read`)
-    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
-    await writeFile(file, 'read me\n')
-    await publishTransaction(repo.name, logger)
-    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
-    await writeFile(`${file}-2`, 'two\n')
-    const holder = reader(file)
+  /**
+   * Publish the open transaction while `holder` runs (`meanwhile`: what the real engine
+   * does then): it must wait for the file to be closed, then publish.
+   */
+  async function publishWhile(holder: ReturnType<typeof holdOpen>, meanwhile?: () => Promise<void>): Promise<void> {
     try {
-      await wait()
+      await settle()
+      await meanwhile?.()
       const started = Date.now()
       await publishTransaction(repo.name, logger)
       expect(Date.now() - started).toBeGreaterThan(200)
@@ -112,6 +81,32 @@ describe(`publish and ingest while another process reads below /cvmfs/${repo.nam
       await holder
     }
     expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: false})
+  }
+
+  it('a publish waits for a writer to close its file (cvmfs_server publish refuses meanwhile, keeping the transaction)', async () => {
+    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
+    const file = join(repo.root, `${top}-writer`)
+    await publishWhile(holdOpen('>', file), async () => {
+      // The real engine refuses while the file is open, and leaves the transaction open.
+      const refused = await repo.server(['publish', repo.name])
+      expect(refused.exitCode).toBe(1)
+      expect(refused.stdout + refused.stderr).toContain(`Open writable file descriptors on ${repo.name}`)
+      expect(await repositoryStatus(repo.name, logger)).toEqual({listed: true, inTransaction: true})
+    })
+    expect((await lstat(file)).isFile()).toBe(true)
+  })
+
+  // For a reader, cvmfs_server asks "Do you want to proceed anyway? (y/N)" on its stdin:
+  // given none (end-of-file), it answers no and stops; a publish keeps its transaction, an
+  // ingest leaves the one it opened. Both are asked again once the reader has closed its file.
+  it('a publish waits for a reader to close its file', async () => {
+    const file = join(repo.root, `${top}-read`)
+    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
+    await writeFile(file, 'read me\n')
+    await publishTransaction(repo.name, logger)
+    expect(await openTransaction(repo.name, undefined, logger)).toMatchObject({status: 'opened'})
+    await writeFile(`${file}-2`, 'two\n')
+    await publishWhile(holdOpen('<', file))
     expect(await readFile(`${file}-2`, 'utf8')).toBe('two\n')
   })
 
@@ -119,9 +114,9 @@ describe(`publish and ingest while another process reads below /cvmfs/${repo.nam
     const source = await mkdtemp(join(tmpdir(), 'cvmfs-oci-ingest-read-'))
     await writeFile(join(source, 'inside'), 'ingested\n')
     // (A file every repository has from its start.)
-    const holder = reader(join(repo.root, 'new_repository'))
+    const holder = holdOpen('<', join(repo.root, 'new_repository'))
     try {
-      await wait()
+      await settle()
       const started = Date.now()
       await ingest(repo.name, {tar: {open: () => packTree(source, {logger}), base: `${top}-read-tree`}}, logger)
       expect(Date.now() - started).toBeGreaterThan(200)
