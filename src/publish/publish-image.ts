@@ -151,7 +151,9 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
   }
   const chosen = await choose(source, top, options)
   // Loaded here, not on the way to the first line (tmp-promise loads crypto, os, …).
-  const {dir: tempDir} = await import('tmp-promise')
+  const {dir: tempDir, setGracefulCleanup} = await import('tmp-promise')
+  // Removed on the way out of a signal handler's process.exit too (SIGTERM mid-download).
+  setGracefulCleanup()
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
   // On a terminal: the live line of the download and the merge.
   const progress = new PublishProgress(logger, source.input)

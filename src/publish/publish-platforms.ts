@@ -80,7 +80,8 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
   const root = backend.root
   const name = source.name
   const defaultArch = variantDefaultArch()
-  const {dir: tempDir} = await import('tmp-promise')
+  const {dir: tempDir, setGracefulCleanup} = await import('tmp-promise')
+  setGracefulCleanup()
   const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
   try {
     const items: Item[] = []

@@ -76,6 +76,8 @@ describe(`interrupted publishers, on the real stratum-0 ${repo.name}`, () => {
     publisher.child.kill('SIGTERM')
     expect(await publisher.exited).toBe(143)
     expect(publisher.stderr()).toContain('interrupted by SIGTERM')
+    // Its download (tmp's `cvmfs-oci--PID-…`) is gone with it.
+    expect((await readdir(tmpdir())).filter((name) => name.startsWith(`cvmfs-oci--${publisher.child.pid}-`))).toEqual([])
     expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name} => 0`, `abort -f ${repo.name} => 0`])
     expect(diffTrees(before, await snapshotTree(repo.root))).toEqual([])
     // Lock and marker are gone: the next run neither waits nor recovers anything.
