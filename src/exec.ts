@@ -83,26 +83,34 @@ export async function run(file: string, args: readonly string[], options: RunOpt
   const stderr = options.binaryStdout ? Buffer.from(result.stderr as unknown as Uint8Array).toString('utf8') : String(result.stderr ?? '')
   const code = (result as {code?: string}).code
   if (code === 'ENOENT' || (result.failed && result.exitCode === undefined && /ENOENT/.test(String(result.message)))) {
-    throw new ExternalError(
-      `${file} is not installed or not on PATH`,
-      {command: display},
-      {code: 'E_MISSING_PROGRAM', hint: options.missingHint ?? `Install ${file} and try again.`},
-    )
+    throw missingProgram(file, display, options.missingHint)
   }
   const exitCode = result.exitCode ?? -1
   if (result.failed && !(options.okExitCodes ?? []).includes(exitCode)) {
-    const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${exitCode}`
-    // What it said last: its stdout, then its stderr (cvmfs_server writes its questions and
-    // reports to stdout, shell errors to stderr); stderr alone for binary output.
-    const said = stdout.trim() && stderr.trim() && !options.binaryStdout ? `${stdout.trimEnd()}\n${stderr}` : stderr || stdout
-    const stderrTail = tail(said)
-    throw new ExternalError(`${display} ${how}${stderrTail ? `:\n${indent(stderrTail)}` : ''}`, {
-      command: display,
-      exitCode,
-      stderrTail,
-    })
+    throw programFailed(display, {exitCode, signal: result.signal, stdout, stderr, binaryStdout: options.binaryStdout})
   }
   return {stdout, stdoutBytes, stderr, exitCode}
+}
+
+/** The error for a program that is not installed. */
+function missingProgram(file: string, display: string, hint: string | undefined): ExternalError {
+  return new ExternalError(`${file} is not installed or not on PATH`, {command: display}, {code: 'E_MISSING_PROGRAM', hint: hint ?? `Install ${file} and try again.`})
+}
+
+/**
+ * The error for a program that failed: how it ended, and what it said last — its stdout,
+ * then its stderr (cvmfs_server writes its questions and reports to stdout, shell errors to
+ * stderr); stderr alone for binary output.
+ */
+function programFailed(
+  display: string,
+  ended: {exitCode: number; signal?: string | null; stdout: string; stderr: string; binaryStdout?: boolean},
+): ExternalError {
+  const {exitCode, signal, stdout, stderr} = ended
+  const how = signal ? `was killed by ${signal}` : `exited with code ${exitCode}`
+  const said = stdout.trim() && stderr.trim() && !ended.binaryStdout ? `${stdout.trimEnd()}\n${stderr}` : stderr || stdout
+  const stderrTail = tail(said)
+  return new ExternalError(`${display} ${how}${stderrTail ? `:\n${indent(stderrTail)}` : ''}`, {command: display, exitCode, stderrTail})
 }
 
 /**
@@ -125,20 +133,10 @@ export async function runBrief(file: string, args: readonly string[], options: P
     child.once('error', (error: NodeJS.ErrnoException) => done({exitCode: null, signal: null, stdout: text(out), stderr: text(err), error}))
     child.once('close', (exitCode, signal) => done({exitCode, signal, stdout: text(out), stderr: text(err)}))
   })
-  if (error?.code === 'ENOENT') {
-    throw new ExternalError(
-      `${file} is not installed or not on PATH`,
-      {command: display},
-      {code: 'E_MISSING_PROGRAM', hint: options.missingHint ?? `Install ${file} and try again.`},
-    )
-  }
+  if (error?.code === 'ENOENT') throw missingProgram(file, display, options.missingHint)
   if (error) throw new ExternalError(`${display} could not be started: ${error.message}`, {command: display})
   const code = exitCode ?? -1
-  if (code !== 0 && !(options.okExitCodes ?? []).includes(code)) {
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
-    const stderrTail = tail(stderr || stdout)
-    throw new ExternalError(`${display} ${how}${stderrTail ? `:\n${indent(stderrTail)}` : ''}`, {command: display, exitCode: code, stderrTail})
-  }
+  if (code !== 0 && !(options.okExitCodes ?? []).includes(code)) throw programFailed(display, {exitCode: code, signal, stdout, stderr})
   return {stdout, stderr, exitCode: code}
 }
 

@@ -89,7 +89,7 @@ export async function refreshMount(name: string, logger: Logger): Promise<void> 
 
 /** `cvmfs_server publish NAME`: sign and remount the new revision. */
 export async function publishTransaction(name: string, logger: Logger): Promise<void> {
-  await whileFilesOpen(name, 'publish', logger, () => server(['publish', name], logger).then(() => undefined))
+  await whileFilesOpen(name, 'publish', logger, () => server(['publish', name], logger))
 }
 
 /**
@@ -97,7 +97,7 @@ export async function publishTransaction(name: string, logger: Logger): Promise<
  * files open below /cvmfs/NAME ({@link openFilesRefusal}), for up to
  * {@link OPEN_FILES_TIMEOUT_MS}; then fail naming them.
  */
-async function whileFilesOpen(name: string, verb: 'publish' | 'ingest', logger: Logger, attempt: () => Promise<void>): Promise<void> {
+async function whileFilesOpen(name: string, verb: 'publish' | 'ingest', logger: Logger, attempt: () => Promise<unknown>): Promise<void> {
   const deadline = Date.now() + OPEN_FILES_TIMEOUT_MS
   let delay: number = OPEN_FILES_RETRY_MS[0]
   for (let told = false; ; told = true) {
@@ -105,8 +105,9 @@ async function whileFilesOpen(name: string, verb: 'publish' | 'ingest', logger: 
       await attempt()
       return
     } catch (error) {
-      const open = error instanceof ExternalError ? openFilesRefusal(error.stderrTail) : undefined
-      if (!open || !(error instanceof ExternalError)) throw error
+      if (!(error instanceof ExternalError)) throw error
+      const open = openFilesRefusal(error.stderrTail)
+      if (!open) throw error
       if (Date.now() >= deadline) {
         throw new ExternalError(`cvmfs_server ${verb} ${name}: processes of this machine kept files below /cvmfs/${name} open ${open} for ${OPEN_FILES_TIMEOUT_MS / 1000} s (cvmfs_server's report below names them):\n${error.stderrTail}`, {
           command: error.command,

@@ -9,6 +9,9 @@ import {mkdirSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import type {DirectoryResult} from 'tmp-promise'
+
+import type {RepositoryBackend} from '../backends/backend.js'
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
 import {copyToDir, copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readDirLayout, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
@@ -39,6 +42,29 @@ export interface Chosen {
   copyRef: string
   /** The platform skopeo is told to pick. */
   skopeoPlatform: PlatformSpec
+}
+
+/**
+ * The scratch directory of one publish (its download), removed when the publish ends, and
+ * also on the way out of a signal handler's process.exit (SIGTERM mid-download).
+ * tmp-promise is loaded here, not on the way to a command's first line (it loads crypto,
+ * os, …).
+ */
+export async function publishTempDir(tmpDir: string | undefined): Promise<DirectoryResult> {
+  const {dir, setGracefulCleanup} = await import('tmp-promise')
+  setGracefulCleanup()
+  return dir({unsafeCleanup: true, tmpdir: tmpDir, prefix: 'cvmfs-oci-'})
+}
+
+/**
+ * How the roots a publish builds are made, where the options do not say: started from a
+ * clone of a published root (hardlinks: plain directories), with nested catalogs (CVMFS).
+ */
+export function rootChoices(backend: RepositoryBackend, options: {reuseBaseRoots?: boolean; nestedCatalogs?: boolean}): {reuseBaseRoots: boolean; nestedCatalogs: boolean} {
+  return {
+    reuseBaseRoots: options.reuseBaseRoots ?? backend.hardlinkClones === true,
+    nestedCatalogs: options.nestedCatalogs ?? backend.nestedCatalogs === true,
+  }
 }
 
 /** Inspect the top-level manifest (checked against a digest the reference pins). */

@@ -10,7 +10,6 @@
 import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
-
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
@@ -30,7 +29,7 @@ import {formatReference} from '../reference/reference.js'
 import {anyBaseRoot} from './base-root.js'
 import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
 import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
-import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, publishTempDir, rootChoices, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {applyParts, type ChangePart} from './parts.js'
 import {PublishProgress} from './progress.js'
 import {publishPlatforms} from './publish-platforms.js'
@@ -150,11 +149,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
     if (descriptors.length > 1) return publishPlatforms(backend, source, top, descriptors, options)
   }
   const chosen = await choose(source, top, options)
-  // Loaded here, not on the way to the first line (tmp-promise loads crypto, os, …).
-  const {dir: tempDir, setGracefulCleanup} = await import('tmp-promise')
-  // Removed on the way out of a signal handler's process.exit too (SIGTERM mid-download).
-  setGracefulCleanup()
-  const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
+  const temp = await publishTempDir(options.tmpDir)
   // On a terminal: the live line of the download and the merge.
   const progress = new PublishProgress(logger, source.input)
   // A download running while layers are unpacked (see below), stopped if anything fails.
@@ -176,8 +171,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       download = fetchAll(skipping)
       download.catch(() => {})
     }
-    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
-    const nestedCatalogs = options.nestedCatalogs ?? backend.nestedCatalogs === true
+    const {reuseBaseRoots, nestedCatalogs} = rootChoices(backend, options)
     if (!manifestBytes) await fetchAll()
     const manifestDigest = sha256Digest(manifestBytes!)
     const manifest: ImageManifest = instanceManifest(manifestBytes!, source.input)

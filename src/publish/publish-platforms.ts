@@ -11,7 +11,6 @@
 import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
-
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type SkippedBlob} from '../fetch/skopeo.js'
@@ -30,7 +29,7 @@ import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
 import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
-import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, publishTempDir, rootChoices, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {applyParts, type ChangePart} from './parts.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
 import {PublishProgress} from './progress.js'
@@ -80,9 +79,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
   const root = backend.root
   const name = source.name
   const defaultArch = variantDefaultArch()
-  const {dir: tempDir, setGracefulCleanup} = await import('tmp-promise')
-  setGracefulCleanup()
-  const temp = await tempDir({unsafeCleanup: true, tmpdir: options.tmpDir, prefix: 'cvmfs-oci-'})
+  const temp = await publishTempDir(options.tmpDir)
   try {
     const items: Item[] = []
     for (const [i, descriptor] of descriptors.entries()) items.push(await prepare(descriptor, join(temp.path, String(i))))
@@ -94,8 +91,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
     }
     if (options.dryRun) return result(items.some((item) => !item.flatExists) ? 'published' : 'linked')
 
-    const reuseBaseRoots = options.reuseBaseRoots ?? backend.hardlinkClones === true
-    const nestedCatalogs = options.nestedCatalogs ?? backend.nestedCatalogs === true
+    const {reuseBaseRoots, nestedCatalogs} = rootChoices(backend, options)
     for (const item of items) {
       if (item.flatExists) {
         item.configBytes = await keptConfig(root, item.configDigest, item.chosen, options.registry, logger)
