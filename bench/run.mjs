@@ -248,8 +248,8 @@ async function realCvmfs() {
           log(`  ${label}   wall ${fmt(v.wall)}  cpu ${fmt(v.cpu)}  peak RSS ${v.ownRssMiB.median.toFixed(0)} MiB (largest process of its tree ${v.rssMiB.median.toFixed(0)} MiB)  revisions ${v.revisions.median} (${callLine(v.calls)})`)
         }
         log(`  ratio cvmfs-oci / DUCC: ${r.ratio.toFixed(2)} (target ≤ 0.3)`)
-        log(`  cvmfs-oci's time (s, medians): ${phaseLine(r.ours.phases, ['startup', 'checks', 'fetch', 'transaction', 'merge', 'publish', 'exit'])}; of the checks, cvmfs_server list ${r.ours.phases.list?.median.toFixed(1) ?? '?'}`)
-        log(`  DUCC's time (s, medians): inside cvmfs_server ${phaseLine(r.ducc.phases, ['transaction', 'transaction -T', 'publish', 'ingest', 'list'])}; its own work ${r.ducc.phases.own?.median.toFixed(1)}`)
+        log(`  cvmfs-oci's time (s, medians): ${phaseLine(r.ours.phases, ['startup', 'checks', 'fetch', 'transaction', 'merge', 'publish', 'exit'])}; of the checks, cvmfs_server list ${r.ours.phases.list?.median.toFixed(1) ?? '?'}; CPU of cvmfs_server publish ${r.ours.phases.publishCpu?.median.toFixed(1) ?? '?'}`)
+        log(`  DUCC's time (s, medians): inside cvmfs_server ${phaseLine(r.ducc.phases, ['transaction', 'transaction -T', 'publish', 'ingest', 'list'])}; its own work ${r.ducc.phases.own?.median.toFixed(1)}; CPU of its publishes and ingests ${r.ducc.phases.publishCpu?.median.toFixed(1) ?? '?'}`)
         log(`  (this part of the section took ${((Date.now() - t0) / 1000).toFixed(0)} s, repositories made and removed included)`)
       }
     }

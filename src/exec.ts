@@ -114,30 +114,45 @@ function programFailed(
 }
 
 /**
- * Run a short program that reads nothing and prints little (the lock's `flock`), through
- * Node's own spawn: on the way to a command's first line, loading execa would cost more
- * than the program. Same results and errors as `run`.
+ * Run a short program that reads nothing and prints little (the lock's `flock`, skopeo's
+ * inspections), through Node's own spawn: on the way to a command's first request,
+ * loading execa would cost more than the program (~30 ms here; it loads later, while
+ * the program runs, if a longer one needs it). Same results and errors as `run`.
  */
-export async function runBrief(file: string, args: readonly string[], options: Pick<RunOptions, 'logger' | 'missingHint' | 'okExitCodes' | 'fd3'> = {}): Promise<RunResult> {
+export async function runBrief(
+  file: string,
+  args: readonly string[],
+  options: Pick<RunOptions, 'logger' | 'missingHint' | 'okExitCodes' | 'fd3' | 'signal' | 'binaryStdout'> = {},
+): Promise<RunResult> {
   const display = showCommand(file, redact(args))
   options.logger?.debug(`$ ${display}`)
   const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe']
   if (options.fd3 !== undefined) stdio.push(options.fd3)
-  const {exitCode, signal, stdout, stderr, error} = await new Promise<{exitCode: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; error?: NodeJS.ErrnoException}>((done) => {
+  options.signal?.throwIfAborted()
+  const ended = await new Promise<{exitCode: number | null; signal: NodeJS.Signals | null; out: Buffer; stderr: string; error?: NodeJS.ErrnoException}>((done) => {
     const child = childProcess().spawn(file, [...args], {stdio})
     const out: Buffer[] = []
     const err: Buffer[] = []
     child.stdout!.on('data', (chunk: Buffer) => out.push(chunk))
     child.stderr!.on('data', (chunk: Buffer) => err.push(chunk))
-    const text = (chunks: Buffer[]) => Buffer.concat(chunks).toString('utf8')
-    child.once('error', (error: NodeJS.ErrnoException) => done({exitCode: null, signal: null, stdout: text(out), stderr: text(err), error}))
-    child.once('close', (exitCode, signal) => done({exitCode, signal, stdout: text(out), stderr: text(err)}))
+    const stop = () => child.kill('SIGTERM')
+    options.signal?.addEventListener('abort', stop, {once: true})
+    const finish = (result: {exitCode: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException}) => {
+      options.signal?.removeEventListener('abort', stop)
+      done({...result, out: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8')})
+    }
+    child.once('error', (error: NodeJS.ErrnoException) => finish({exitCode: null, signal: null, error}))
+    child.once('close', (exitCode, signal) => finish({exitCode, signal}))
   })
+  const {exitCode, signal, out, stderr, error} = ended
+  const stdout = out.toString('utf8')
   if (error?.code === 'ENOENT') throw missingProgram(file, display, options.missingHint)
   if (error) throw new ExternalError(`${display} could not be started: ${error.message}`, {command: display})
+  // Stopped through its signal: the caller stopped it, for the reason it gave.
+  if (options.signal?.aborted) throw options.signal.reason
   const code = exitCode ?? -1
-  if (code !== 0 && !(options.okExitCodes ?? []).includes(code)) throw programFailed(display, {exitCode: code, signal, stdout, stderr})
-  return {stdout, stderr, exitCode: code}
+  if (code !== 0 && !(options.okExitCodes ?? []).includes(code)) throw programFailed(display, {exitCode: code, signal, stdout, stderr, binaryStdout: options.binaryStdout})
+  return {stdout, stdoutBytes: options.binaryStdout ? out : undefined, stderr, exitCode: code}
 }
 
 /**

@@ -102,14 +102,14 @@ export function clientCounters(socket) {
   return counters
 }
 
-/** The calls the logging cvmfs_server recorded: {start, end, rc, verb, args} (seconds). */
+/** The calls the logging cvmfs_server recorded: {start, end, rc, cpu, verb, args} (seconds). */
 export function readCalls(file) {
   if (!existsSync(file)) return []
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => {
-      const [start, end, rc, ...args] = line.split(' ')
-      return {start: Number(start), end: Number(end), rc: Number(rc), verb: args[0], args}
+      const [start, end, rc, cpu, ...args] = line.split(' ')
+      return {start: Number(start), end: Number(end), rc: Number(rc), cpu: Number(cpu), verb: args[0], args}
     })
 }

@@ -49,6 +49,9 @@ function oursPhases(run, calls) {
     transaction: txn.end - txn.start,
     merge: pub.start - txn.end,
     publish: pub.end - pub.start,
+    // CPU time of that publish (cvmfs_server and what it waited for): on a 2-core machine,
+    // how much of its wall time it kept both cores busy.
+    publishCpu: pub.cpu,
     exit: seconds(run.ended) - pub.end,
     list: calls.filter((c) => c.verb === 'list').reduce((s, c) => s + c.end - c.start, 0),
   }
@@ -57,12 +60,14 @@ function oursPhases(run, calls) {
 /** DUCC's time: inside cvmfs_server, by verb, and its own work (download, unpack, writes) around them. */
 function duccPhases(run, calls) {
   const by = {}
+  let cpu = 0
   for (const c of calls) {
     const verb = c.verb === 'transaction' && c.args.includes('-T') ? 'transaction -T' : c.verb
     by[verb] = (by[verb] ?? 0) + c.end - c.start
+    if (c.verb === 'publish' || c.verb === 'ingest') cpu += c.cpu
   }
   const inServer = Object.values(by).reduce((s, v) => s + v, 0)
-  return {...by, own: run.wall - inServer}
+  return {...by, own: run.wall - inServer, publishCpu: cpu}
 }
 
 function countCalls(calls) {

@@ -14,7 +14,7 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {ExternalError, NotFoundError, UserError, VerificationError} from '../errors.js'
-import {run} from '../exec.js'
+import {run, runBrief} from '../exec.js'
 import type {Logger} from '../log.js'
 import type {PlatformSpec} from '../oci/platform.js'
 
@@ -51,19 +51,19 @@ function registryArgs(options: RegistryOptions, prefix: '' | 'src-'): string[] {
 
 /** The raw top-level manifest (or index) of an image, byte for byte. */
 export async function inspectRaw(ref: string, options: RegistryOptions, logger: Logger, signal?: AbortSignal): Promise<Buffer> {
-  const result = await skopeo(['inspect', '--raw', ...registryArgs(options, ''), ref], ref, logger, signal)
+  const result = await skopeo(['inspect', '--raw', ...registryArgs(options, ''), ref], ref, logger, signal, true)
   return result.stdoutBytes!
 }
 
 /** The raw config blob of the instance skopeo picks for `platform`. */
-export async function inspectConfigRaw(ref: string, options: RegistryOptions, platform: PlatformSpec | undefined, logger: Logger): Promise<Buffer> {
-  const result = await skopeo([...platformArgs(platform), 'inspect', '--config', '--raw', ...registryArgs(options, ''), ref], ref, logger)
+export async function inspectConfigRaw(ref: string, options: RegistryOptions, platform: PlatformSpec | undefined, logger: Logger, signal?: AbortSignal): Promise<Buffer> {
+  const result = await skopeo([...platformArgs(platform), 'inspect', '--config', '--raw', ...registryArgs(options, ''), ref], ref, logger, signal, true)
   return result.stdoutBytes!
 }
 
 /** The tags of a registry repository, `docker://REGISTRY/REPOSITORY` (`skopeo list-tags`). */
 export async function listTags(repository: string, options: RegistryOptions, logger: Logger): Promise<string[]> {
-  const result = await skopeo(['list-tags', '--retry-times', '2', ...registryArgs(options, ''), repository], repository, logger)
+  const result = await skopeo(['list-tags', '--retry-times', '2', ...registryArgs(options, ''), repository], repository, logger, undefined, true)
   const json = JSON.parse(result.stdout) as {Tags?: unknown}
   return Array.isArray(json.Tags) ? json.Tags.filter((tag): tag is string => typeof tag === 'string') : []
 }
@@ -163,9 +163,13 @@ export async function readDirLayout(dest: string): Promise<{manifest: Buffer; bl
   return {manifest, blobPath: (hex) => join(dest, hex)}
 }
 
-async function skopeo(args: string[], ref: string, logger: Logger, signal?: AbortSignal) {
+/**
+ * Run skopeo. `brief`: a short call (inspect, list-tags) through Node's own spawn (see
+ * runBrief); copies go through execa, which also stops them if cvmfs-oci is killed.
+ */
+async function skopeo(args: string[], ref: string, logger: Logger, signal?: AbortSignal, brief = false) {
   try {
-    return await run('skopeo', args, {logger, missingHint: MISSING, binaryStdout: true, signal})
+    return await (brief ? runBrief : run)('skopeo', args, {logger, missingHint: MISSING, binaryStdout: true, signal})
   } catch (error) {
     throw explain(error, ref)
   }

@@ -8,7 +8,7 @@ import {archiveRepoTags} from '../fetch/docker-archive.js'
 import {parseSource} from '../fetch/source.js'
 import type {RegistryOptions} from '../fetch/skopeo.js'
 import type {Logger} from '../log.js'
-import {platformOptions, publishImage, startInspect, type PublishResult} from './publish-image.js'
+import {configAlongside, platformOptions, publishImage, startInspect, type PublishResult} from './publish-image.js'
 
 export interface PublishCommandOptions {
   images: string[]
@@ -57,7 +57,9 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
   // The first image's manifest is asked for while the repository is opened (the lock).
   // If the repository cannot be opened, that request is stopped.
   const stopInspect = new AbortController()
-  const inspected = sources.length > 0 ? startInspect(sources[0]!, {...platform, registry: options.registry, logger, signal: stopInspect.signal}) : undefined
+  const first = sources[0]
+  const alsoConfig = first !== undefined && (await configAlongside(target.root, first, {...platform, directory: target.kind === 'directory'}))
+  const inspected = first ? startInspect(first, {...platform, registry: options.registry, logger, signal: stopInspect.signal, alsoConfig}) : undefined
   const backend = await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs, tmpDir: options.tmpDir}).catch((error: unknown) => {
     stopInspect.abort()
     throw error
@@ -83,6 +85,7 @@ export async function publishCommand(options: PublishCommandOptions): Promise<Pu
       }
     }
   } finally {
+    inspected?.stop.abort()
     await backend.close()
   }
   if (sources.length > 1 && summary.failed.length > 0) {

@@ -114,6 +114,14 @@ async function choose(source: ImageSource, top: Top, options: PublishOptions): P
 export interface Inspection {
   source: ImageSource
   top: Promise<Top>
+  /**
+   * With `alsoConfig`: the config of the image the reference names for the platform,
+   * asked for beside the manifest (undefined if that request failed). Used only if its
+   * digest is the chosen manifest's config digest ({@link configOf}).
+   */
+  config?: Promise<Buffer | undefined>
+  /** Stops the config's request once it is not needed. */
+  stop: AbortController
   /** When the request started (ms since the epoch). */
   started: number
 }
@@ -130,20 +138,58 @@ const INSPECTED_FRESH_MS = 10_000
  * image before taking the repository lock, so the registry's round trip overlaps the
  * lock and the repository's checks instead of following them.
  */
-export function startInspect(source: ImageSource, options: Pick<PublishOptions, 'platform' | 'platforms' | 'registry' | 'logger' | 'signal'>): Inspection {
+export function startInspect(
+  source: ImageSource,
+  options: Pick<PublishOptions, 'platform' | 'platforms' | 'registry' | 'logger' | 'signal'> & {alsoConfig?: boolean},
+): Inspection {
   options.logger.info(`${source.input}: fetching manifest (${options.platforms ? describeRequest(options.platforms) : formatPlatform(options.platform)})`)
   const top = inspectTop(source, options.registry, options.logger, options.signal)
   // Its failure is reported when its image's turn comes (or never, if the repository cannot be opened).
-  top.catch(() => {})
-  return {source, top, started: Date.now()}
+  top.then((got) => options.logger.debug(`${source.input}: manifest ${got.digest} (${got.bytes.length} bytes)`), () => {})
+  const stop = new AbortController()
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal
+  const config = options.alsoConfig ? inspectConfigRaw(source.skopeoRef, options.registry, options.platform, options.logger, signal).catch(() => undefined) : undefined
+  return {source, top, config, stop, started: Date.now()}
+}
+
+/**
+ * Whether to ask for the config beside the manifest ({@link startInspect}): where the
+ * config is asked for alone (a directory repository; a CVMFS publish reads it from its
+ * download), for one platform of a registry image, and only for a name not published
+ * yet. Such a publish needs the config next (its DiffIDs find a base root), and a
+ * name that is not there cannot be unchanged, the one outcome that would not use the
+ * config; a name that is there is inspected as before, so a sync of unchanged images
+ * asks the registry for nothing more.
+ */
+export async function configAlongside(root: string, source: ImageSource, options: Pick<PublishOptions, 'platforms' | 'dryRun'> & {directory: boolean}): Promise<boolean> {
+  if (!options.directory || options.dryRun || options.platforms || source.transport !== 'docker') return false
+  return !(await pathExists(join(root, source.name)))
+}
+
+/** The config of `manifest`, if the one asked for beside it ({@link startInspect}) is that one. */
+export async function configOf(inspection: Inspection | undefined, manifest: ImageManifest): Promise<Buffer | undefined> {
+  const bytes = await inspection?.config
+  return bytes && sha256Digest(bytes) === manifest.config.digest ? bytes : undefined
 }
 
 export async function publishImage(backend: RepositoryBackend, source: ImageSource, options: PublishOptions): Promise<PublishResult> {
   const started = Date.now()
-  const {logger} = options
   const root = backend.root
   const fresh = options.inspected?.source === source && Date.now() - options.inspected.started <= INSPECTED_FRESH_MS
-  const top = await (fresh ? options.inspected!.top : startInspect(source, options).top)
+  const alsoConfig = !fresh && (await configAlongside(root, source, {...options, directory: backend.downloadDuringChange === true}))
+  const inspection = fresh ? options.inspected! : startInspect(source, {...options, alsoConfig})
+  try {
+    return await publishInspected(backend, source, inspection, options, started)
+  } finally {
+    // The config asked for beside the manifest, if still on its way, is not needed now.
+    inspection.stop.abort()
+  }
+}
+
+async function publishInspected(backend: RepositoryBackend, source: ImageSource, inspection: Inspection, options: PublishOptions, started: number): Promise<PublishResult> {
+  const {logger} = options
+  const root = backend.root
+  const top = await inspection.top
   if (options.platforms && top.parsed.kind === 'index') {
     const descriptors = choosePlatforms(top.parsed.index, options.platforms, source.input)
     if (descriptors.length > 1) return publishPlatforms(backend, source, top, descriptors, options)
@@ -202,7 +248,7 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
       // Where no published root can be a base, nothing is left out of the download: it
       // starts at once, beside the config's own request.
       if (!(reuseBaseRoots && (await anyBaseRoot(root)))) startDownload([])
-      configBytes = await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger)
+      configBytes = (await configOf(inspection, manifest)) ?? (await inspectConfigRaw(chosen.copyRef, options.registry, chosen.skopeoPlatform, logger))
     } else {
       if (!fetched) await fetchAll()
       configBytes = await fetchedConfig(temp.path, configDigest, source.input)

@@ -119,6 +119,43 @@ describe('republish on a published base', () => {
     await expectUmociTree('app', docker.out)
   })
 
+  it("asks for a new name's config beside its manifest, once; for a name published before, only after it", async () => {
+    const repo = join(work, 'repo-requests')
+    const debug = async (args: string[]) => {
+      const before = (await registry.settledOutput()).length
+      const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--debug', ...args])
+      expect(result.exitCode, result.stderr).toBe(0)
+      const lines = result.stderr.split('\n')
+      const at = (pattern: RegExp) => lines.findIndex((line) => pattern.test(line))
+      const served = blobsServed((await registry.settledOutput()).slice(before))
+      return {log: result.stderr, configAt: at(/\$ skopeo .*inspect --config/), manifestAt: at(/: manifest sha256:[0-9a-f]{64} \(\d+ bytes\)/), served}
+    }
+    const configDigest = async (tag: string) => JSON.parse((await inspectRaw(`${registry.address}/onbase/img:${tag}`)).toString()).config.digest as string
+
+    // Not published yet: the config's request starts before the manifest is in.
+    const first = await debug([`${registry.address}/onbase/img:base`])
+    expect(first.configAt, first.log).toBeGreaterThanOrEqual(0)
+    expect(first.manifestAt, first.log).toBeGreaterThan(first.configAt)
+    expect(first.log.match(/inspect --config/g), first.log).toHaveLength(1)
+    const baseConfig = await configDigest('base')
+    // (skopeo copy fetches it again; that request is skopeo's own.)
+    expect(first.served).toContain(baseConfig)
+
+    // Unchanged: no config request at all.
+    const again = await debug([`${registry.address}/onbase/img:base`])
+    expect(again.log).toContain('unchanged')
+    expect(again.configAt, again.log).toBe(-1)
+    expect(again.served).not.toContain(baseConfig)
+
+    // The name moves to another image: asked for after the manifest, as before.
+    const moved = await debug(['--name', `${registry.address}/onbase/img:base`, `${registry.address}/onbase/img:app`])
+    expect(moved.log).toContain('holds 3 of its 4 layer(s)')
+    expect(moved.manifestAt, moved.log).toBeGreaterThanOrEqual(0)
+    expect(moved.configAt, moved.log).toBeGreaterThan(moved.manifestAt)
+    expect(moved.log.match(/inspect --config/g), moved.log).toHaveLength(1)
+    expect(moved.served).toContain(await configDigest('app'))
+  })
+
   it('fetches only the layers above the base for each platform of a multi-platform image', async () => {
     const platformImage = (arch: string, extra: TarEntry[][]): ImageSpec => ({
       layers: [{entries: archData(arch)}, ...extra.map((entries) => ({entries}))],
