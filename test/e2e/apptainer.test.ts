@@ -8,8 +8,7 @@
  * create them. The oracle: apptainer's own conversion of the same image (`apptainer
  * build --sandbox OUT oci:LAYOUT`) gives the same output where it is right.
  */
-import {chmod, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {chmod, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -23,6 +22,7 @@ import {writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {readonlyBindMount, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
 import {duccConvert, testRepository} from '../helpers/cvmfs.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -82,7 +82,7 @@ const OURS_ONLY: typeof CASES = [
   {title: "run ARGS are passed exactly by apptainer's own shell (no /bin/sh)", image: 'nosh', action: 'run', args: ['$HOME', 'q"r', "a'b", 'x\\y'], stdout: `it's $HOME q"r a'b x\\y\n`},
 ]
 
-let work: string
+const work = useTempDir('cvmfs-oci-apptainer-', 'all')
 let registry: string
 const layouts: Record<string, string> = {}
 const refs: Record<string, string> = {}
@@ -90,19 +90,15 @@ const refs: Record<string, string> = {}
 beforeAll(async () => {
   requireTools('skopeo', 'busybox', 'runuser', 'mount', 'umount')
   requireApptainer()
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-apptainer-'))
   // apptainer as `nobody` reads below it (the client mount, the sandboxes).
-  await chmod(work, 0o755)
+  await chmod(work(), 0o755)
   registry = registryAddress()
   for (const [name, image] of Object.entries(IMAGES) as [ImageName, ImageSpec][]) {
-    layouts[name] = join(work, `layout-${name}`)
+    layouts[name] = join(work(), `layout-${name}`)
     await writeOciLayout(layouts[name]!, [{tag: 't', image}])
     refs[name] = await pushLayout(layouts[name]!, 't', registry, `apptainer-e2e/${name}:1`)
   }
 }, 300_000)
-afterAll(async () => {
-  if (work) await rm(work, {recursive: true, force: true})
-})
 
 /** Run one case on `root` as `user`; the output on failure names everything. */
 async function runCase(c: (typeof CASES)[number], root: string, user: ApptainerUser) {
@@ -116,12 +112,12 @@ describe('apptainer on a read-only view of a published directory', () => {
   const root = (name: ImageName) => join(ro.path, `${refs[name]!}`)
 
   beforeAll(async () => {
-    const repo = join(work, 'repo')
+    const repo = join(work(), 'repo')
     await cliOk(['publish', '--root', repo, '--tls-verify=false', ...Object.values(refs)])
     ro = await readonlyBindMount(repo)
     for (const name of Object.keys(IMAGES) as ImageName[]) {
-      sandboxes[name] = join(work, `sandbox-${name}`)
-      await apptainerSandbox(layouts[name]!, sandboxes[name]!, work)
+      sandboxes[name] = join(work(), `sandbox-${name}`)
+      await apptainerSandbox(layouts[name]!, sandboxes[name]!, work())
     }
   }, 300_000)
   afterAll(async () => {
@@ -153,7 +149,7 @@ describe('apptainer on a read-only view of a published directory', () => {
   })
 
   it('lets --env-file win over Env too', async () => {
-    const file = join(work, 'env-file')
+    const file = join(work(), 'env-file')
     await writeFile(file, 'FOO=from-file\n')
     const result = await apptainer('exec', root('plain'), ['sh', '-c', 'echo "$FOO"'], {options: ['--env-file', file]})
     expect({exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr}).toEqual({exitCode: 0, stdout: 'from-file\n', stderr: ''})
@@ -174,7 +170,7 @@ describe('apptainer on a read-only view of a published directory', () => {
       .replace(/^enable underlay = .*$/m, 'enable underlay = no')
       .replace(/^enable overlay = .*$/m, 'enable overlay = no')
     expect(conf).toContain('enable underlay = no')
-    const file = join(work, 'no-layers.conf')
+    const file = join(work(), 'no-layers.conf')
     await writeFile(file, conf)
     const result = await apptainer('exec', root('plain'), ['sh', '-c', 'echo "$FOO"'], {global: ['-c', file]})
     expect({exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr}).toEqual({exitCode: 0, stdout: 'bar\n', stderr: ''})
@@ -196,11 +192,11 @@ describe(`apptainer through a CVMFS client mount of a real repository, ${repo.na
     await repo.start()
     // DUCC converts an image like `plain` (another config, so another root); cvmfs-oci then
     // links another tag of it to DUCC's root.
-    const layout = join(work, 'layout-ducc')
+    const layout = join(work(), 'layout-ducc')
     await writeOciLayout(layout, [{tag: 't', image: DUCC_IMAGE}])
     duccRef = await pushLayout(layout, 't', registry, 'apptainer-e2e/ducc:1')
     linkedRef = await pushLayout(layout, 't', registry, 'apptainer-e2e/ducc:2')
-    await duccConvert(join(work, 'ducc-tmp'), `http://${duccRef}`, name)
+    await duccConvert(join(work(), 'ducc-tmp'), `http://${duccRef}`, name)
     const out = JSON.parse(await cliOk(['publish', '--repo', name, '--tls-verify=false', '--json', ...Object.values(refs), linkedRef], {env: env()}))
     linkedAdded = (out.images as {name: string; status: string; added: string[]}[]).find((image) => linkedRef.endsWith(image.name))!
     client = await repo.client()

@@ -11,8 +11,7 @@
  * updates inside each lease, never publish an image twice, and read back what it wrote.
  * Everything is checked as a worker node sees it: through a plain client mount, with podman.
  */
-import {readFile, readlink, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {readFile, readlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -24,11 +23,12 @@ import {gatewayRepository, type Publisher} from '../helpers/cvmfs-gateway.js'
 import type {ImageSpec} from '../helpers/oci-layout.js'
 import {isolatedPodman} from '../helpers/podman.js'
 import {pushImage} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const repo = gatewayRepository('gateway')
 const unique = `gw-${Date.now().toString(36)}`
-let work: string
+const work = useTempDir('cvmfs-oci-gateway-e2e-', 'all')
 let a: Publisher
 let b: Publisher
 let c: Publisher
@@ -43,7 +43,7 @@ function image(which: string): ImageSpec {
 
 const refs = new Map<string, string>()
 async function push(which: string): Promise<string> {
-  const ref = await pushImage(work, image(which), `${unique}/${which}:1`)
+  const ref = await pushImage(work(), image(which), `${unique}/${which}:1`)
   refs.set(which, ref)
   return ref
 }
@@ -69,7 +69,6 @@ const wholeRepository = (calls: string[]) => calls.filter((call) => call === `tr
 
 beforeAll(async () => {
   requireTools('skopeo', 'busybox', 'getfattr')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-gateway-e2e-'))
   await repo.start(['a', 'b', 'c'])
   a = repo.publisher('a')
   b = repo.publisher('b')
@@ -78,7 +77,6 @@ beforeAll(async () => {
 }, 300_000)
 afterAll(async () => {
   await repo.cleanup()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`three publishers of ${repo.name} behind a real gateway`, () => {
@@ -137,7 +135,7 @@ describe(`three publishers of ${repo.name} behind a real gateway`, () => {
   })
 
   it('sync of one wish list on three publishers at once: every image published once, every name kept', async () => {
-    const list = join(work, 'wishlist.yaml')
+    const list = join(work(), 'wishlist.yaml')
     const inputs = ['sync1', 'sync2', 'sync3', 'sync4'].map((which) => `  - 'http://${refs.get(which)!}'`)
     await writeFile(list, ['version: 1', 'user: cvmfsunpacker', `cvmfs_repo: '${repo.name}'`, "output_format: 'x/$(image)'", 'input:', ...inputs, ''].join('\n'))
     const runs = [a, b, c].map((publisher) => publisher.start(['sync', '--json', list]))

@@ -8,8 +8,7 @@
  * split): modes, owners, symlinks, devices, FIFOs, xattrs (security.capability included),
  * long and non-ASCII names.
  */
-import {lstat, mkdtemp, readdir, rm, stat} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdtemp, readdir, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -20,12 +19,13 @@ import {exec} from '../helpers/exec.js'
 import {writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushImage, pushLayout, registryAddress} from '../helpers/registry.js'
 import {fileCapability} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {asPublishedToCvmfs, diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
 import {LONG_NAME, NON_ASCII, trickyImage} from './tricky-images.js'
 
 const repo = testRepository('ingest')
-let work: string
+const work = useTempDir('cvmfs-oci-ingest-', 'all')
 let layout: string
 let ref: string
 const unique = `ingest-${Date.now().toString(36)}`
@@ -50,7 +50,7 @@ function capsImage(tag: string): ImageSpec {
 
 /** The config digest of an image as the test layouts write it. */
 async function configDigest(image: ImageSpec): Promise<string> {
-  const [written] = await writeOciLayout(await mkdtemp(join(work, 'digest-')), [{tag: 't', image}])
+  const [written] = await writeOciLayout(await mkdtemp(join(work(), 'digest-')), [{tag: 't', image}])
   return written!.configDigest
 }
 
@@ -69,15 +69,13 @@ async function attributesSeenByClient(image: string): Promise<{cap: string; orig
 
 beforeAll(async () => {
   requireTools('skopeo', 'umoci', 'getfattr', 'setfattr', 'getcap', 'chattr')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-ingest-'))
   await repo.start()
-  layout = join(work, 'layout')
+  layout = join(work(), 'layout')
   await writeOciLayout(layout, [{tag: 'tricky', image: trickyImage()}])
   ref = await pushLayout(layout, 'tricky', registryAddress(), `${unique}/tricky:1`)
 })
 afterAll(async () => {
   await repo.cleanup()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`publish --repo --ingest, into the real stratum-0 ${repo.name}`, () => {
@@ -109,7 +107,7 @@ describe(`publish --repo --ingest, into the real stratum-0 ${repo.name}`, () => 
 
     const added = new Set<string>(published.added)
     const exclude = (rel: string) => rel === '.cvmfscatalog' || added.has(rel)
-    const theirs = asPublishedToCvmfs(await snapshotTree(await umociUnpack(layout, 'tricky', join(work, 'bundle'))))
+    const theirs = asPublishedToCvmfs(await snapshotTree(await umociUnpack(layout, 'tricky', join(work(), 'bundle'))))
     const client = await repo.client()
     for (const root of [repo.root, client]) {
       const rootfs = (await run(['resolve', '--root', root, ref])).stdout.trim()
@@ -134,10 +132,10 @@ describe(`publish --repo --ingest, into the real stratum-0 ${repo.name}`, () => 
 
   it('leaves directories that transactions and later ingests write into', async () => {
     // Transactions copy the directories ingest made up into their union; ingest copies them into its overlay.
-    const viaTransaction = await pushImage(work, capsImage('transaction'), `${unique}/caps-transaction:1`)
+    const viaTransaction = await pushImage(work(), capsImage('transaction'), `${unique}/caps-transaction:1`)
     const transaction = await run(['publish', '--repo', repo.name, '--tls-verify=false', viaTransaction])
     expect(transaction.exitCode, transaction.stderr).toBe(0)
-    const viaIngest = await pushImage(work, capsImage('ingest'), `${unique}/caps-ingest:1`)
+    const viaIngest = await pushImage(work(), capsImage('ingest'), `${unique}/caps-ingest:1`)
     await repo.clearCalls()
     const ingested = await publish(viaIngest)
     expect(ingested.exitCode, ingested.stderr).toBe(0)
@@ -158,7 +156,7 @@ describe(`publish --repo --ingest, into the real stratum-0 ${repo.name}`, () => 
   })
 
   it('sends nothing when the image fails verification, and leaves no scratch behind', async () => {
-    const bad = join(work, 'bad')
+    const bad = join(work(), 'bad')
     await writeOciLayout(bad, [{tag: '1', image: {layers: [{entries: [{name: 'etc/', type: 'directory'}, {name: 'etc/../../x', content: 'x'}]}]}}])
     const before = await snapshotTree(repo.root)
     await repo.clearCalls()
@@ -171,7 +169,7 @@ describe(`publish --repo --ingest, into the real stratum-0 ${repo.name}`, () => 
   })
 
   it('killed before it set the xattrs: the next run deletes the flat root it left, and publishes it whole', async () => {
-    const image = await pushImage(work, capsImage('killed'), `${unique}/caps-killed:1`)
+    const image = await pushImage(work(), capsImage('killed'), `${unique}/caps-killed:1`)
     await repo.clearCalls()
     // SIGKILL to cvmfs-oci right before its transaction: the flat root went in without its attributes.
     const killed = run(['publish', '--repo', repo.name, '--ingest', '--tls-verify=false', image], {
@@ -195,7 +193,7 @@ describe(`publish --repo --ingest, into the real stratum-0 ${repo.name}`, () => 
   })
 
   it('a transaction that fails to set the xattrs fails the publish, naming the files; the next run cleans up', async () => {
-    const image = await pushImage(work, capsImage('failed'), `${unique}/caps-failed:1`)
+    const image = await pushImage(work(), capsImage('failed'), `${unique}/caps-failed:1`)
     const txn = join('/srv/cvmfs', repo.name, 'data', 'txn')
     let failed
     try {

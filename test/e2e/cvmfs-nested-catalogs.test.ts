@@ -9,7 +9,7 @@
  * symlink named `.cvmfscatalog` is refused before anything is published.
  */
 import {existsSync} from 'node:fs'
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -19,11 +19,13 @@ import {cli} from '../helpers/cli.js'
 import {changeCalls, testRepository} from '../helpers/cvmfs.js'
 import {writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import type {TarEntry} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {asPublishedToCvmfs, diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
 
 const repo = testRepository('nested')
-let work: string
+// On tmpfs where there is one: umoci unpacks 3 600 files for the comparison.
+const work = useTempDir('cvmfs-oci-nested-e2e-', 'all', existsSync('/dev/shm') ? '/dev/shm' : tmpdir())
 let layout: string
 const run = (args: string[]) => cli(args, {env: repo.env})
 
@@ -76,10 +78,8 @@ const OURS = ['usr/share/.cvmfscatalog', 'usr/share/big/a/.cvmfscatalog', 'usr/s
 
 beforeAll(async () => {
   requireTools('skopeo', 'umoci', 'getfattr')
-  // On tmpfs where there is one: umoci unpacks 3 600 files for the comparison.
-  work = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'cvmfs-oci-nested-e2e-'))
   await repo.start()
-  layout = join(work, 'layout')
+  layout = join(work(), 'layout')
   await writeOciLayout(layout, [
     {tag: 'tx', image: bigImage('tx')},
     {tag: 'ingest', image: bigImage('ingest')},
@@ -89,7 +89,6 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await repo.cleanup()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`nested catalogs in flat roots, in the real stratum-0 ${repo.name}`, () => {
@@ -111,7 +110,7 @@ describe(`nested catalogs in flat roots, in the real stratum-0 ${repo.name}`, ()
     expect(rootfs).toBe(join(client, flatRel))
     const exclude = new Set(['.cvmfscatalog', ...added])
     const ours = await snapshotTree(rootfs, {exclude: (rel) => exclude.has(rel)})
-    const theirs = await snapshotTree(await umociUnpack(layout, tag, join(work, `bundle-${tag}`)))
+    const theirs = await snapshotTree(await umociUnpack(layout, tag, join(work(), `bundle-${tag}`)))
     expect(diffTrees(asPublishedToCvmfs(theirs), asPublishedToCvmfs(ours))).toEqual([])
     expect(ours.get('usr/lib/own/.cvmfscatalog')).toMatchObject({type: 'file', size: 0})
     expect(await readFile(join(rootfs, 'usr/share/big/b/d13/f99'), 'utf8')).toBe('usr/share/big/b/d13/f99\n')

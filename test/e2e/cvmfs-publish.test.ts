@@ -7,8 +7,7 @@
  * them; xattrs kept), and podman runs an image from the client mount, plainly and with
  * --overlay.
  */
-import {lstat, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, readdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -20,12 +19,13 @@ import {exec} from '../helpers/exec.js'
 import {corruptBlob, writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {isolatedPodman} from '../helpers/podman.js'
 import {pushImage, pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {asPublishedToCvmfs, diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
 import {trickyImage} from './tricky-images.js'
 
 const repo = testRepository('publish')
-let work: string
+const work = useTempDir('cvmfs-oci-cvmfs-e2e-', 'all')
 let registry: string
 const run = (args: string[]) => cli(args, {env: repo.env})
 async function ok(args: string[]): Promise<string> {
@@ -42,7 +42,7 @@ function image(file: string): ImageSpec {
   }
 }
 
-const push = (spec: ImageSpec, repoTag: string) => pushImage(work, spec, repoTag)
+const push = (spec: ImageSpec, repoTag: string) => pushImage(work(), spec, repoTag)
 
 const unique = `${Date.now().toString(36)}`
 let refA: string
@@ -51,14 +51,12 @@ let refB: string
 beforeAll(async () => {
   requireTools('skopeo', 'busybox')
   registry = registryAddress()
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-cvmfs-e2e-'))
   await repo.start()
   refA = await push(image('a'), `cvmfs-${unique}/a:1`)
   refB = await push(image('b'), `cvmfs-${unique}/b:1`)
 })
 afterAll(async () => {
   await repo.cleanup()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`publish --repo, into the real stratum-0 ${repo.name}`, () => {
@@ -115,14 +113,14 @@ describe(`publish --repo, into the real stratum-0 ${repo.name}`, () => {
 
   it('publishes the tricky image as umoci unpacks it, xattrs kept, read through the stratum-0 and a client', async () => {
     requireTools('umoci', 'getcap')
-    const layout = join(work, 'tricky')
+    const layout = join(work(), 'tricky')
     await writeOciLayout(layout, [{tag: 'tricky', image: trickyImage()}])
     const tricky = await pushLayout(layout, 'tricky', registry, `cvmfs-${unique}-tricky/tricky:1`)
     await repo.clearCalls()
     const published = JSON.parse(await ok(['publish', '--repo', repo.name, '--tls-verify=false', '--json', tricky])).images[0]
     expect(changeCalls(await repo.calls())).toEqual([`transaction ${repo.name} => 0`, `publish ${repo.name} => 0`])
     const added = new Set<string>(published.added)
-    const theirs = asPublishedToCvmfs(await snapshotTree(await umociUnpack(layout, 'tricky', join(work, 'tricky-bundle'))))
+    const theirs = asPublishedToCvmfs(await snapshotTree(await umociUnpack(layout, 'tricky', join(work(), 'tricky-bundle'))))
     for (const root of [repo.root, await repo.client()]) {
       const rootfs = (await ok(['resolve', '--root', root, tricky])).trim()
       const ours = await snapshotTree(rootfs, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
@@ -147,7 +145,7 @@ describe('an error in the middle of an image', () => {
   })
 
   it('fails a corrupt blob before any transaction opens', async () => {
-    const layout = join(work, 'corrupt')
+    const layout = join(work(), 'corrupt')
     const [written] = await writeOciLayout(layout, [{tag: '1', image: image('corrupt')}])
     await corruptBlob(layout, written!.layerDigests[1]!)
     const before = await snapshotTree(repo.root)

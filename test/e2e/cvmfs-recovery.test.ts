@@ -6,7 +6,7 @@
  */
 import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {lstat, mkdir, mkdtemp, readdir, rm} from 'node:fs/promises'
+import {lstat, mkdir, readdir} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -17,17 +17,18 @@ import {changeCalls, testRepository} from '../helpers/cvmfs.js'
 import {exec} from '../helpers/exec.js'
 import {versionImage, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushImage, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
 const repo = testRepository('recovery')
-let work: string
+const work = useTempDir('cvmfs-oci-recovery-', 'all')
 let registry: string
 const unique = Date.now().toString(36)
 const run = (args: string[]) => cli(args, {env: repo.env})
 
 const small = versionImage
-const push = (spec: ImageSpec, tag: string) => pushImage(work, spec, tag)
+const push = (spec: ImageSpec, tag: string) => pushImage(work(), spec, tag)
 
 /** Start `publish` and wait until it is unpacking inside its transaction. */
 async function publishUntilUnpacking(ref: string) {
@@ -55,7 +56,6 @@ let big: string
 beforeAll(async () => {
   requireTools('skopeo')
   registry = registryAddress()
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-recovery-'))
   await repo.start()
   const first = await run(['publish', '--repo', repo.name, '--tls-verify=false', await push(small('v1'), `recovery-${unique}/app:1`)])
   expect(first.exitCode, first.stderr).toBe(0)
@@ -65,7 +65,6 @@ beforeAll(async () => {
 }, 120_000)
 afterAll(async () => {
   await repo.cleanup() // aborts a transaction left open
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`interrupted publishers, on the real stratum-0 ${repo.name}`, () => {
@@ -129,7 +128,7 @@ describe(`interrupted publishers, on the real stratum-0 ${repo.name}`, () => {
     // repository and one whose configuration is gone, as while another repository's rmfs
     // runs: the real cvmfs_server list fails on it (exit 2; checked below). cvmfs-oci reads
     // its own repository's server.conf and transaction flag, never cvmfs_server list.
-    const view = join(work, 'repositories.d')
+    const view = join(work(), 'repositories.d')
     await mkdir(join(view, repo.name), {recursive: true})
     await mkdir(join(view, 'aaa-being-removed.test'))
     const inNamespace = [

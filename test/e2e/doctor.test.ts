@@ -5,11 +5,10 @@
  * exits 1. podman's configuration is pointed at files of the test's own
  * (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF), as podman itself reads them.
  */
-import {chmod, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {chmod, mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import type {DoctorReport, Finding} from '../../src/doctor/report.js'
 import {ExitCode} from '../../src/errors.js'
@@ -17,10 +16,11 @@ import {runnableImage} from '../helpers/busybox.js'
 import {cli, cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {CONTAINERS_CONF_FROM_DOC} from '../helpers/podman.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 describe('cvmfs-oci doctor', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-doctor-', 'all')
   let repo: string
   let hooks: string
   let env: Record<string, string>
@@ -59,21 +59,17 @@ describe('cvmfs-oci doctor', () => {
 
   beforeAll(async () => {
     requireTools('podman', 'skopeo', 'setfattr', 'flock', 'busybox')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-doctor-'))
-    repo = join(work, 'repo')
-    const layout = join(work, 'layout')
+    repo = join(work(), 'repo')
+    const layout = join(work(), 'layout')
     await writeOciLayout(layout, [{tag: '1', image: runnableImage()}])
     await cliOk(['publish', '--root', repo, '--name', 'localhost/doctor/busybox:1', `oci:${layout}:1`])
     // The repository carries a podman image store (publish keeps one in step, as DUCC does).
     await mkdir(join(repo, 'podmanStore'), {recursive: true})
-    hooks = join(work, 'hooks.d')
+    hooks = join(work(), 'hooks.d')
     await cliOk(['hook', 'install', '--hooks-dir', hooks])
     // Another hook file, valid: doctor checks every file podman reads.
     await writeFile(join(hooks, '50-other.json'), JSON.stringify({version: '1.0.0', hook: {path: '/bin/true'}, when: {always: true}, stages: ['prestart']}))
-    env = await node(join(work, 'healthy'), {roots: [repo], stores: [join(repo, 'podmanStore')], hooksDir: hooks})
-  })
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
+    env = await node(join(work(), 'healthy'), {roots: [repo], stores: [join(repo, 'podmanStore')], hooksDir: hooks})
   })
 
   it('exits 0 on a healthy node and says so for every check', async () => {
@@ -99,7 +95,7 @@ describe('cvmfs-oci doctor', () => {
   })
 
   it('names each problem of a broken node and exits 1', async () => {
-    const broken = join(work, 'broken')
+    const broken = join(work(), 'broken')
     const brokenHooks = join(broken, 'hooks.d')
     await mkdir(brokenHooks, {recursive: true})
     await cliOk(['hook', 'install', '--hooks-dir', brokenHooks])
@@ -143,7 +139,7 @@ describe('cvmfs-oci doctor', () => {
   })
 
   it('names a missing hook and a hook whose program is gone, and --hooks-dir overrides containers.conf', async () => {
-    const empty = join(work, 'empty-hooks.d')
+    const empty = join(work(), 'empty-hooks.d')
     await mkdir(empty)
     let {exitCode, report} = await doctorJson(['--hooks-dir', empty], env)
     expect(exitCode).toBe(ExitCode.Failure)
@@ -151,19 +147,19 @@ describe('cvmfs-oci doctor', () => {
       expect.objectContaining({status: 'problem', message: expect.stringContaining(`the cvmfs-oci hook is not installed in ${empty} (given with --hooks-dir)`), fix: expect.stringContaining('cvmfs-oci hook install')}),
     ])
 
-    const gone = join(work, 'gone-hooks.d')
+    const gone = join(work(), 'gone-hooks.d')
     await mkdir(gone)
-    await writeFile(join(gone, 'cvmfs-oci.json'), JSON.stringify({version: '1.0.0', hook: {path: process.execPath, args: ['node', join(work, 'no-such-program.js')]}, when: {always: true}, stages: ['precreate']}))
+    await writeFile(join(gone, 'cvmfs-oci.json'), JSON.stringify({version: '1.0.0', hook: {path: process.execPath, args: ['node', join(work(), 'no-such-program.js')]}, when: {always: true}, stages: ['precreate']}))
     ;({exitCode, report} = await doctorJson(['--hooks-dir', gone], env))
     expect(exitCode).toBe(ExitCode.Failure)
     expect(byCheck(report, 'hooks')).toEqual([
-      expect.objectContaining({status: 'problem', message: `${join(gone, 'cvmfs-oci.json')} runs ${join(work, 'no-such-program.js')}, which does not exist: every container start fails`}),
+      expect.objectContaining({status: 'problem', message: `${join(gone, 'cvmfs-oci.json')} runs ${join(work(), 'no-such-program.js')}, which does not exist: every container start fails`}),
     ])
   })
 
   it('calls a hook file podman only skips a warning, and our hook skipped a problem', async () => {
     // podman 4.3 starts containers beside a hook whose path is relative; it skips that hook (hook validate's e2e test shows it).
-    const relative = join(work, 'relative-hooks.d')
+    const relative = join(work(), 'relative-hooks.d')
     await mkdir(relative)
     await cliOk(['hook', 'install', '--hooks-dir', relative])
     await writeFile(join(relative, '20-relative.json'), JSON.stringify({version: '1.0.0', hook: {path: 'true'}, when: {always: true}, stages: ['prestart']}))
@@ -175,7 +171,7 @@ describe('cvmfs-oci doctor', () => {
     expect(exitCode).toBe(0)
 
     // Our own file without "when": podman loads it and never runs it.
-    const idle = join(work, 'idle-hooks.d')
+    const idle = join(work(), 'idle-hooks.d')
     await mkdir(idle)
     await cliOk(['hook', 'install', '--hooks-dir', idle])
     const ours = JSON.parse(await readFile(join(idle, 'cvmfs-oci.json'), 'utf8')) as Record<string, unknown>
@@ -189,7 +185,7 @@ describe('cvmfs-oci doctor', () => {
   })
 
   it('names podman missing from PATH, a broken configuration file and a repository that publishes nothing', async () => {
-    const dir = join(work, 'bare')
+    const dir = join(work(), 'bare')
     await mkdir(join(dir, 'bin'), {recursive: true})
     const nothing = join(dir, 'empty-repo')
     await mkdir(nothing)

@@ -5,8 +5,6 @@
  * and says why; once cvmfs-oci publishes another tag of the same image (linking it to
  * DUCC's root) the root has them, and podman runs it read-only.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -17,13 +15,14 @@ import {duccConvert, testRepository} from '../helpers/cvmfs.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, type IsolatedPodman} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const repo = testRepository('ducc-roots')
 
 describe(`podman run --rootfs $(cvmfs-oci resolve IMAGE) on DUCC's roots, through a CVMFS client of ${repo.name}`, () => {
   const {name} = repo
-  let work: string
+  const work = useTempDir('cvmfs-oci-ducc-roots-', 'all')
   let client: string
   let podman: IsolatedPodman
   let ref1: string
@@ -34,22 +33,20 @@ describe(`podman run --rootfs $(cvmfs-oci resolve IMAGE) on DUCC's roots, throug
 
   beforeAll(async () => {
     requireTools('podman', 'runc', 'skopeo', 'busybox')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-ducc-roots-'))
-    const layout = join(work, 'layout')
+    const layout = join(work(), 'layout')
     const entries = [...busyboxLayer(), {name: 'data/', type: 'directory' as const}, {name: 'data/greeting', content: 'hello from DUCC\n'}]
     const [image] = await writeOciLayout(layout, [{tag: '1', image: {layers: [{entries}], config: {Env: ['PATH=/bin'], Cmd: ['/bin/sh']}}}])
     hex = image!.configDigest.slice('sha256:'.length)
     ref1 = await pushLayout(layout, '1', registryAddress(), 'ducc-roots/busybox:1')
     ref2 = await pushLayout(layout, '1', registryAddress(), 'ducc-roots/busybox:2')
     await repo.start()
-    await duccConvert(join(work, 'ducc-tmp'), `http://${ref1}`, name)
+    await duccConvert(join(work(), 'ducc-tmp'), `http://${ref1}`, name)
     client = await repo.client()
     podman = await isolatedPodman()
   }, 300_000)
   afterAll(async () => {
     await podman?.cleanup()
     await repo.cleanup()
-    if (work) await rm(work, {recursive: true, force: true})
   }, 120_000)
 
   const flat = () => join(client, '.flat', hex.slice(0, 2), hex)

@@ -4,8 +4,7 @@
  * image's Env, WorkingDir and User, lets the user's flags win, and hands every
  * other container back exactly the config podman made.
  */
-import {chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {chmod, cp, mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -15,10 +14,11 @@ import {cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 describe('the OCI hook under podman', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-hook-e2e-', 'all')
   let hooks: string
   let podman: IsolatedPodman
   let readonly: ReadonlyMount
@@ -27,9 +27,9 @@ describe('the OCI hook under podman', () => {
 
   /** A hook that records the config it is given and passes it on unchanged. */
   async function recorder(name: string): Promise<string> {
-    const dir = join(work, `seen-${name}`)
+    const dir = join(work(), `seen-${name}`)
     await mkdir(dir)
-    const script = join(work, `record-${name}.sh`)
+    const script = join(work(), `record-${name}.sh`)
     await writeFile(script, `#!/bin/sh\nf=$(mktemp -p ${dir})\ncat > "$f"\ncat "$f"\n`)
     await chmod(script, 0o755)
     await writeFile(join(hooks, `${name}.json`), JSON.stringify({version: '1.0.0', hook: {path: script}, when: {always: true}, stages: ['precreate']}))
@@ -47,9 +47,8 @@ describe('the OCI hook under podman', () => {
 
   beforeAll(async () => {
     requireTools('podman', 'runc', 'skopeo', 'busybox')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-hook-e2e-'))
-    hooks = join(work, 'hooks.d')
-    const layout = join(work, 'layout')
+    hooks = join(work(), 'hooks.d')
+    const layout = join(work(), 'layout')
     await writeOciLayout(layout, [
       {
         tag: '1',
@@ -60,8 +59,8 @@ describe('the OCI hook under podman', () => {
       },
     ])
     ref = await pushLayout(layout, '1', registryAddress(), 'e2e/hooked:1')
-    await cliOk(['publish', '--root', join(work, 'repo'), '--tls-verify=false', ref])
-    readonly = await readonlyBindMount(join(work, 'repo'))
+    await cliOk(['publish', '--root', join(work(), 'repo'), '--tls-verify=false', ref])
+    readonly = await readonlyBindMount(join(work(), 'repo'))
     rootfs = (await cliOk(['resolve', '--root', readonly.path, ref])).trim()
     await cliOk(['hook', 'install', '--hooks-dir', hooks])
     podman = await isolatedPodman()
@@ -69,7 +68,6 @@ describe('the OCI hook under podman', () => {
   afterAll(async () => {
     await podman?.cleanup()
     await readonly?.unmount()
-    await rm(work, {recursive: true, force: true})
   })
 
   const probe = ['/bin/sh', '-c', 'echo "$FOO"; pwd; id -u; echo "$PATH"']
@@ -100,7 +98,7 @@ describe('the OCI hook under podman', () => {
     const after = await recorder('zz-after')
     try {
       // The same tree, but not at a published place.
-      const plain = join(work, 'plain-rootfs')
+      const plain = join(work(), 'plain-rootfs')
       await cp(rootfs, plain, {recursive: true, verbatimSymlinks: true})
       expect(await run(['--rootfs', plain, ...probe])).toBe('\n/\n0\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n')
       const given = await lastSeen(before)

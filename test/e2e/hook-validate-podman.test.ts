@@ -6,8 +6,7 @@
  * start the container; otherwise our hook ran (the image's Env is there), and the other
  * hook ran or did not, as validate's warnings say ("skips" or "runs").
  */
-import {chmod, copyFile, mkdir, mkdtemp, rm, stat, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {chmod, copyFile, mkdir, stat, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -17,6 +16,7 @@ import {cli, cliOk} from '../helpers/cli.js'
 import {busyboxLayer} from '../helpers/busybox.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, type IsolatedPodman} from '../helpers/podman.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 /** Where a case's files go: its hooks directory and a hook program that leaves a mark when it runs. */
@@ -114,34 +114,32 @@ function validateSays(reports: HookFileReport[]): PodmanEffect {
 const exists = (path: string) => stat(path).then(() => true, () => false)
 
 describe('hook validate says what podman does', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-hook-validate-', 'all')
   let podman: IsolatedPodman
   let rootfs: string
   const kindsSeen = new Set<string>()
 
   beforeAll(async () => {
     requireTools('podman', 'runc', 'skopeo', 'busybox')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-hook-validate-'))
-    const layout = join(work, 'layout')
+    const layout = join(work(), 'layout')
     await writeOciLayout(layout, [{tag: '1', image: {layers: [{entries: busyboxLayer()}], config: {Env: ['PATH=/bin', 'FOO=from-the-image'], Cmd: ['/bin/sh']}}}])
-    const repo = join(work, 'repo')
+    const repo = join(work(), 'repo')
     await cliOk(['publish', '--root', repo, '--name', 'localhost/hook-validate/busybox:1', `oci:${layout}:1`])
     rootfs = (await cliOk(['resolve', '--root', repo, 'localhost/hook-validate/busybox:1'])).trim()
     // Our hook file, as `hook install` writes it; each case's hooks directory gets a copy.
-    await cliOk(['hook', 'install', '--hooks-dir', join(work, 'installed.d')])
+    await cliOk(['hook', 'install', '--hooks-dir', join(work(), 'installed.d')])
     podman = await isolatedPodman()
   })
   afterAll(async () => {
     await podman?.cleanup()
-    await rm(work, {recursive: true, force: true})
   })
 
   /** A hooks directory holding our hook, and a recorder beside it. */
   async function place(name: string): Promise<Place> {
-    const dir = join(work, 'cases', name)
+    const dir = join(work(), 'cases', name)
     const hooks = join(dir, 'hooks.d')
     await mkdir(hooks, {recursive: true})
-    await copyFile(join(work, 'installed.d', 'cvmfs-oci.json'), join(hooks, 'cvmfs-oci.json'))
+    await copyFile(join(work(), 'installed.d', 'cvmfs-oci.json'), join(hooks, 'cvmfs-oci.json'))
     const recorder = join(dir, 'record.sh')
     await writeFile(recorder, `#!/bin/sh\necho ran >> ${join(dir, 'ran')}\ncat\n`)
     await chmod(recorder, 0o755)

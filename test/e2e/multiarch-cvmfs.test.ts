@@ -7,8 +7,7 @@
  * (`setarch i686`, i686) are the two values this machine can give, and the alias links
  * publish writes (x86_64 -> amd64, i686 -> 386) are what make them land.
  */
-import {mkdtemp, readFile, readlink, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {readFile, readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -19,13 +18,14 @@ import {writeOciIndexLayout, type WrittenImage} from '../helpers/oci-layout.js'
 import {isolatedPodman, type IsolatedPodman} from '../helpers/podman.js'
 import {mountExtraClient, publishedRevision, testRepository, type ExtraClient} from '../helpers/cvmfs.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const repo = testRepository('multiarch')
 
 describe(`a multi-platform name through real CVMFS clients of ${repo.name}`, () => {
   const repoName = repo.name
-  let work: string
+  const work = useTempDir('cvmfs-oci-multiarch-cvmfs-', 'all')
   let ref: string
   let images: WrittenImage[]
   let client: string
@@ -36,9 +36,8 @@ describe(`a multi-platform name through real CVMFS clients of ${repo.name}`, () 
 
   beforeAll(async () => {
     requireTools('skopeo', 'podman', 'runc', 'busybox', 'setarch')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-multiarch-cvmfs-'))
-    images = (await writeOciIndexLayout(join(work, 'layout'), 'multi', [AMD64_IMAGE, ARM64_IMAGE, I386_IMAGE])).images
-    ref = await pushLayout(join(work, 'layout'), 'multi', registryAddress(), 'multiarch-cvmfs/box:1')
+    images = (await writeOciIndexLayout(join(work(), 'layout'), 'multi', [AMD64_IMAGE, ARM64_IMAGE, I386_IMAGE])).images
+    ref = await pushLayout(join(work(), 'layout'), 'multi', registryAddress(), 'multiarch-cvmfs/box:1')
     await repo.start()
     podman = await isolatedPodman()
   }, 300_000)
@@ -46,7 +45,6 @@ describe(`a multi-platform name through real CVMFS clients of ${repo.name}`, () 
     await podman?.cleanup()
     await i686?.unmount()
     await repo.cleanup()
-    if (work) await rm(work, {recursive: true, force: true})
   }, 120_000)
 
   it('publishes every platform in one transaction, and an unchanged index in none', async () => {
@@ -81,7 +79,7 @@ describe(`a multi-platform name through real CVMFS clients of ${repo.name}`, () 
   })
 
   it('a client whose uname -m is i686 lands in the 386 root, even with CVMFS_ARCH=arm64 in its configuration (2.12)', async () => {
-    i686 = await mountExtraClient(repoName, join(work, 'client-i686'), {config: {CVMFS_ARCH: 'arm64'}, personality: 'i686'})
+    i686 = await mountExtraClient(repoName, join(work(), 'client-i686'), {config: {CVMFS_ARCH: 'arm64'}, personality: 'i686'})
     expect(await readlink(join(i686.mountPoint, ref))).toBe(`../../.multiarch/i686/${ref}`)
     expect(await readFile(join(i686.mountPoint, ref, 'data/arch'), 'utf8')).toBe('386\n')
     expect((await cliOk(['resolve', '--overlay=false', '--root', i686.mountPoint, ref], {env: env()})).trim()).toBe(flatIn(i686.mountPoint, images[2]!))

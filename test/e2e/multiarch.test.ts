@@ -7,8 +7,7 @@
  * list asking for every platform, a single-platform publish over it, rm and gc.
  * test/e2e/multiarch-cvmfs.test.ts reads the same layout through real CVMFS clients.
  */
-import {lstat, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, readdir, readFile, readlink, realpath, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -18,13 +17,14 @@ import {AMD64_IMAGE, ARM64_IMAGE} from '../helpers/multiarch-images.js'
 import {writeOciIndexLayout, writeOciLayout, type WrittenImage} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
 
 const AMD64 = AMD64_IMAGE
 const ARM64 = ARM64_IMAGE
 
-let work: string
+const work = useTempDir('cvmfs-oci-multiarch-', 'all')
 let repo: string
 let registry: string
 let ref: string
@@ -40,10 +40,9 @@ const resolveWith = async (env: Record<string, string>, root = repo) => (await c
 
 beforeAll(async () => {
   requireTools('skopeo', 'umoci', 'podman', 'runc', 'busybox', 'mount')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-multiarch-'))
-  repo = join(work, 'repo')
+  repo = join(work(), 'repo')
   registry = registryAddress()
-  const layout = join(work, 'layout')
+  const layout = join(work(), 'layout')
   ;[amd, arm] = (await writeOciIndexLayout(layout, 'multi', [AMD64, ARM64])).images as [WrittenImage, WrittenImage]
   ref = await pushLayout(layout, 'multi', registry, 'multiarch/box:1')
   name = ref
@@ -52,7 +51,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await podman?.cleanup()
   await readonly?.unmount()
-  if (work) await rm(work, {recursive: true, force: true})
 })
 
 describe('publish --platform all', () => {
@@ -65,13 +63,13 @@ describe('publish --platform all', () => {
     ])
     // The index's own instances are the images umoci unpacks from single-platform layouts.
     for (const [spec, image, tag] of [[AMD64, amd, 'amd'], [ARM64, arm, 'arm']] as const) {
-      const single = join(work, `layout-${tag}`)
+      const single = join(work(), `layout-${tag}`)
       const [written] = await writeOciLayout(single, [{tag, image: spec}])
       expect(written!.configDigest).toBe(image.configDigest)
       const platform = out.platforms.find((p: {configDigest: string}) => p.configDigest === image.configDigest)
       const added = new Set<string>(platform.added)
       const ours = await snapshotTree(flatOf(image), {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
-      const theirs = await snapshotTree(await umociUnpack(single, tag, join(work, `bundle-${tag}`)))
+      const theirs = await snapshotTree(await umociUnpack(single, tag, join(work(), `bundle-${tag}`)))
       for (const tree of [ours, theirs]) for (const info of tree.values()) if (info.type === 'dir') delete info.mtimeMs
       expect(diffTrees(theirs, ours)).toEqual([])
     }
@@ -145,7 +143,7 @@ describe('publish --platform all', () => {
   it('changes nothing when published again, by the command or by a wish list asking for every platform', async () => {
     const before = await snapshotTree(repo)
     expect((await publishJson('--platform', 'all', ref)).status).toBe('unchanged')
-    const wishlist = join(work, 'wishlist.yaml')
+    const wishlist = join(work(), 'wishlist.yaml')
     await writeFile(wishlist, `version: 1\ncvmfs_repo: 'ignored.example.org'\nplatform: all\ninput:\n  - 'http://${ref}'\n`)
     const sync = JSON.parse(await cliOk(['sync', '--root', repo, '--json', wishlist]))
     expect(sync.images.map((i: {status: string; platforms: unknown[]}) => [i.status, i.platforms.length])).toEqual([['unchanged', 2]])
@@ -192,7 +190,7 @@ describe('publish --platform all', () => {
   })
 
   it('publishes a single-platform image with --platform all under a plain link', async () => {
-    const layout = join(work, 'layout-plain')
+    const layout = join(work(), 'layout-plain')
     const [image] = await writeOciLayout(layout, [{tag: 'p', image: AMD64}])
     const plain = await pushLayout(layout, 'p', registry, 'multiarch/plain:1')
     const out = await publishJson('--platform', 'all', plain)

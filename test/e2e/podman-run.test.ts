@@ -3,8 +3,6 @@
  * repository read-only (a read-only bind mount stands in for a CVMFS mount), and
  * `podman run --rootfs $(cvmfs-oci resolve IMAGE) CMD`.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -14,18 +12,18 @@ import {cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
 describe('podman run --rootfs $(cvmfs-oci resolve IMAGE)', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-podman-e2e-', 'all')
   let podman: IsolatedPodman
   let readonly: ReadonlyMount
   let ref: string
   beforeAll(async () => {
     requireTools('podman', 'runc', 'skopeo', 'busybox')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-podman-e2e-'))
-    const layout = join(work, 'layout')
+    const layout = join(work(), 'layout')
     // A real busybox image: no /etc/hosts, /etc/mtab, /run/.containerenv — the publisher adds them.
     await writeOciLayout(layout, [
       {
@@ -37,14 +35,13 @@ describe('podman run --rootfs $(cvmfs-oci resolve IMAGE)', () => {
       },
     ])
     ref = await pushLayout(layout, '1', registryAddress(), 'e2e/busybox:1')
-    await cliOk(['publish', '--root', join(work, 'repo'), '--tls-verify=false', ref])
-    readonly = await readonlyBindMount(join(work, 'repo'))
+    await cliOk(['publish', '--root', join(work(), 'repo'), '--tls-verify=false', ref])
+    readonly = await readonlyBindMount(join(work(), 'repo'))
     podman = await isolatedPodman()
   })
   afterAll(async () => {
     await podman?.cleanup()
     await readonly?.unmount()
-    await rm(work, {recursive: true, force: true})
   })
 
   it('runs as root from a read-only repository, and leaves it untouched', async () => {

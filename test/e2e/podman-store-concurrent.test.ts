@@ -6,8 +6,7 @@
  * does, as fast as it can.
  */
 import {randomBytes} from 'node:crypto'
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, expect, it} from 'vitest'
@@ -17,11 +16,12 @@ import {cli, cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const IMAGES = 8
 
-let work: string
+const work = useTempDir('cvmfs-oci-store-race-', 'all')
 let repo: string
 let readonly: ReadonlyMount
 let podman: IsolatedPodman
@@ -29,9 +29,8 @@ let refs: string[]
 
 beforeAll(async () => {
   requireTools('podman', 'runc', 'skopeo', 'busybox', 'mount')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-store-race-'))
-  repo = join(work, 'repo')
-  const layout = join(work, 'layout')
+  repo = join(work(), 'repo')
+  const layout = join(work(), 'layout')
   // Each image carries 3 MiB of its own, so each publish takes a moment.
   await writeOciLayout(
     layout,
@@ -51,7 +50,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await podman?.cleanup()
   await readonly?.unmount()
-  await rm(work, {recursive: true, force: true})
 })
 
 it('podman never fails, and always sees a whole store, while a publish adds images', async () => {

@@ -6,8 +6,7 @@
  * configuration, by name and by digest, `podman configure`, and `rm`. Every registry the
  * images could come from is blocked in podman's registries.conf, so no pull can happen.
  */
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -18,6 +17,7 @@ import {exec, type ExecResult} from '../helpers/exec.js'
 import {writeOciLayout, type ImageSpec, type WrittenImage} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
@@ -50,7 +50,7 @@ interface ListedImage {
   Labels: Record<string, string> | null
 }
 
-let work: string
+const work = useTempDir('cvmfs-oci-store-e2e-', 'all')
 let repo: string
 let readonly: ReadonlyMount
 let podman: IsolatedPodman
@@ -71,9 +71,8 @@ async function listed(run: (args: string[]) => Promise<ExecResult> = pm): Promis
 
 beforeAll(async () => {
   requireTools('podman', 'runc', 'skopeo', 'busybox', 'mount')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-store-e2e-'))
-  repo = join(work, 'repo')
-  const layout = join(work, 'layout')
+  repo = join(work(), 'repo')
+  const layout = join(work(), 'layout')
   ;[a, b] = await writeOciLayout(layout, [
     {tag: 'a', image: IMAGE_A},
     {tag: 'b', image: IMAGE_B},
@@ -95,7 +94,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await podman?.cleanup()
   await readonly?.unmount()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe('podman with the repository as an additional image store', () => {
@@ -142,7 +140,7 @@ describe('podman with the repository as an additional image store', () => {
   })
 
   it('podman configure adds the store to a storage.conf with comments, changing only that key, once', async () => {
-    const storageConf = join(work, 'storage.conf')
+    const storageConf = join(work(), 'storage.conf')
     const original = [
       '# containers-storage.conf, as a node has it',
       '[storage]',

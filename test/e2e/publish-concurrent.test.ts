@@ -5,20 +5,21 @@
  * bookkeeping (`.cvmfs-oci/`) is left in the repository.
  */
 import {randomBytes} from 'node:crypto'
-import {lstat, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
-import {hostname, tmpdir} from 'node:os'
+import {lstat, readdir, readFile, writeFile} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {cli, cliOk, startCli, until, type RunningCli} from '../helpers/cli.js'
 import type {ExecResult} from '../helpers/exec.js'
 import type {ImageSpec, LayerSpec} from '../helpers/oci-layout.js'
 import {pushImage} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
-let work: string
+const work = useTempDir('cvmfs-oci-concurrent-', 'all')
 /** The reference repository: every image published into it alone, one after the other. */
 let reference: string
 const unique = Date.now().toString(36)
@@ -50,20 +51,16 @@ const alone = new Map<string, {path: string; stamped: Set<string>}>()
 
 beforeAll(async () => {
   requireTools('skopeo', 'getfattr', 'flock')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-concurrent-'))
-  reference = join(work, 'reference')
-  for (const name of SMALL) refs.set(name, await pushImage(work, image(name), `concurrent-${unique}/${name}:1`))
+  reference = join(work(), 'reference')
+  for (const name of SMALL) refs.set(name, await pushImage(work(), image(name), `concurrent-${unique}/${name}:1`))
   for (const name of SMALL) {
     const {images} = JSON.parse(await cliOk(['publish', '--root', reference, '--tls-verify=false', '--json', refs.get(name)!])) as {images: {path: string; added: string[]}[]}
     alone.set(name, {path: images[0]!.path, stamped: new Set(['.cvmfscatalog', ...images[0]!.added])})
   }
   // Big enough that it is still unpacking when stopped: 16 files of 4 MiB that do not compress.
   const data = Array.from({length: 16}, (_, i) => ({name: `data/blob${i}`, content: randomBytes(4 << 20)}))
-  refs.set('big', await pushImage(work, {layers: [base, {entries: [{name: 'data/', type: 'directory'}, ...data]}]}, `concurrent-${unique}/big:1`))
+  refs.set('big', await pushImage(work(), {layers: [base, {entries: [{name: 'data/', type: 'directory'}, ...data]}]}, `concurrent-${unique}/big:1`))
 }, 300_000)
-afterAll(async () => {
-  await rm(work, {recursive: true, force: true})
-})
 
 const publishArgs = (root: string, name: string) => ['publish', '--root', root, '--tls-verify=false', refs.get(name)!]
 
@@ -132,7 +129,7 @@ async function releaseWhenAllWait(root: string, holder: RunningCli, waiters: Run
 
 describe('publishers started together into one directory repository', () => {
   it('four into a new directory all succeed, one at a time', async () => {
-    const root = join(work, 'new-repo')
+    const root = join(work(), 'new-repo')
     const runs = ['a', 'b', 'c', 'd'].map((name) => startCli(publishArgs(root, name)))
     const results = await Promise.all(runs.map((run) => run.exited))
     expectSucceeded(results)
@@ -146,7 +143,7 @@ describe('publishers started together into one directory repository', () => {
   })
 
   it('four into a directory holding images wait for the holder, say so, and all succeed', async () => {
-    const root = join(work, 'existing-repo')
+    const root = join(work(), 'existing-repo')
     await cliOk(publishArgs(root, 'a'))
     await cliOk(publishArgs(root, 'b'))
     const holder = await stoppedHolder(root)
@@ -158,13 +155,13 @@ describe('publishers started together into one directory repository', () => {
   })
 
   it('publish, rm, gc and sync started together take turns on the same lock', async () => {
-    const root = join(work, 'mixed-repo')
+    const root = join(work(), 'mixed-repo')
     for (const name of ['a', 'b', 'x']) await cliOk(publishArgs(root, name))
     // x's flat root is garbage from now on.
     await cliOk(['rm', '--root', root, refs.get('x')!])
     const garbage = join(root, '.flat')
     const xRoot = alone.get('x')!.path.split('/.flat/')[1]!
-    const wishlist = join(work, 'mixed.yaml')
+    const wishlist = join(work(), 'mixed.yaml')
     await writeFile(
       wishlist,
       ['version: 1', "cvmfs_repo: 'ignored.local'", "output_format: 'https://example.org/$(image)'", 'input:', ...['g', 'h'].map((name) => `  - 'http://${refs.get(name)}'`), ''].join('\n'),
@@ -191,7 +188,7 @@ describe('publishers started together into one directory repository', () => {
   })
 
   it('rm of images that are not published answers at once, without waiting for the lock', async () => {
-    const root = join(work, 'noop-rm-repo')
+    const root = join(work(), 'noop-rm-repo')
     await cliOk(publishArgs(root, 'a'))
     const holder = await stoppedHolder(root)
     let waiter: RunningCli | undefined
@@ -214,16 +211,16 @@ describe('publishers started together into one directory repository', () => {
   })
 
   it('a publish that waited long for the lock publishes what its tag names when its turn comes', async () => {
-    const root = join(work, 'moved-tag-repo')
+    const root = join(work(), 'moved-tag-repo')
     const tag = `concurrent-${unique}/moving:1`
-    const ref = await pushImage(work, image('before'), tag)
+    const ref = await pushImage(work(), image('before'), tag)
     const holder = await stoppedHolder(root)
     let waiter: RunningCli
     try {
       waiter = startCli(['publish', '--root', root, '--tls-verify=false', ref])
       await until(() => waitsFor(waiter, holder, root), 'the publish waits for the holder', () => waiter.stderr())
       // The tag moves while the publish waits (longer than a manifest asked for before the lock is trusted).
-      await pushImage(work, image('after'), tag)
+      await pushImage(work(), image('after'), tag)
       await new Promise((done) => setTimeout(done, 11_000))
     } catch (error) {
       holder.child.kill('SIGCONT')

@@ -3,16 +3,16 @@
  * rejected with a verification error (exit 4), leave the repository exactly as
  * it was, and write nothing outside it. Named after the threat, as node-tar does.
  */
-import {lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {cli, cliOk} from '../helpers/cli.js'
 import {writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
 import type {TarEntry} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
@@ -55,31 +55,27 @@ const cases: {threat: string; code: string; spec: (victim: string) => ImageSpec}
 ]
 
 describe('hostile layers are rejected and change nothing', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-hostile-', 'all')
   let repo: string
   let victim: string
   let before: Awaited<ReturnType<typeof snapshotTree>>
   beforeAll(async () => {
     requireTools('skopeo')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-hostile-'))
-    repo = join(work, 'repo')
-    victim = join(work, VICTIM)
+    repo = join(work(), 'repo')
+    victim = join(work(), VICTIM)
     await mkdir(victim)
     await writeFile(join(victim, 'precious'), 'do not touch\n')
     // A repository that already holds an image: it must survive every attack intact.
-    const layout = join(work, 'good')
+    const layout = join(work(), 'good')
     await writeOciLayout(layout, [{tag: '1', image: image()}])
     const ref = await pushLayout(layout, '1', registryAddress(), 'hostile/good:1')
     await cliOk(['publish', '--root', repo, '--tls-verify=false', ref])
     before = await snapshotTree(repo)
   })
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
-  })
 
   it.each(cases)('$threat', async ({spec, code}) => {
     const name = code.toLowerCase().replaceAll('_', '-')
-    const layout = join(work, `layout-${name}-${Math.random().toString(36).slice(2)}`)
+    const layout = join(work(), `layout-${name}-${Math.random().toString(36).slice(2)}`)
     await writeOciLayout(layout, [{tag: '1', image: spec(victim)}])
     const ref = await pushLayout(layout, '1', registryAddress(), `hostile/${name}:1`)
     const result = await cli(['publish', '--root', repo, '--tls-verify=false', ref])
@@ -101,7 +97,7 @@ describe('hostile layers are rejected and change nothing', () => {
   it('a catalog marker hardlinked to a file of a published root leaves that root intact', async () => {
     const published = (await cliOk(['resolve', '--root', repo, `${registryAddress()}/hostile/good:1`])).trim()
     const kept = await snapshotTree(published)
-    const layout = join(work, 'layout-marker-link')
+    const layout = join(work(), 'layout-marker-link')
     await writeOciLayout(layout, [{tag: '1', image: image([{name: '.cvmfscatalog', type: 'link', linkname: 'etc/ok'}])}])
     const ref = await pushLayout(layout, '1', registryAddress(), 'hostile/marker-link:1')
     const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--debug', ref])

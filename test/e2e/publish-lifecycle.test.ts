@@ -4,18 +4,18 @@
  * choice, and the errors a user meets.
  */
 import {spawn} from 'node:child_process'
-import {lstat, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, readdir, readFile, readlink, realpath, symlink} from 'node:fs/promises'
 import {join} from 'node:path'
 import {randomBytes} from 'node:crypto'
 import * as zlib from 'node:zlib'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {BIN, cli, cliOk} from '../helpers/cli.js'
 import {exec} from '../helpers/exec.js'
 import {writeOciIndexLayout, writeOciLayout, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
@@ -26,12 +26,12 @@ function small(content: string, extra: ImageSpec['layers'] = []): ImageSpec {
   }
 }
 
-let work: string
+const work = useTempDir('cvmfs-oci-life-', 'all')
 let registry: string
 let counter = 0
 
 async function pushed(image: ImageSpec, repoTag: string): Promise<{ref: string; configDigest: string; manifestDigest: string; layout: string}> {
-  const layout = join(work, `layout-${++counter}`)
+  const layout = join(work(), `layout-${++counter}`)
   const [written] = await writeOciLayout(layout, [{tag: 't', image}])
   const ref = await pushLayout(layout, 't', registry, repoTag)
   return {ref, configDigest: written!.configDigest, manifestDigest: written!.manifestDigest, layout}
@@ -45,15 +45,11 @@ async function publishJson(root: string, ...args: string[]) {
 beforeAll(async () => {
   requireTools('skopeo')
   registry = registryAddress()
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-life-'))
-})
-afterAll(async () => {
-  await rm(work, {recursive: true, force: true})
 })
 
 describe('the layout publish writes', () => {
   it('writes the flat root, DUCC metadata, original bytes, catalogs, mount points and a relative link', async () => {
-    const root = join(work, 'layout-repo')
+    const root = join(work(), 'layout-repo')
     const img = await pushed(small('1'), 'life/layout:1.0')
     const {images} = await publishJson(root, img.ref)
     const hex = img.configDigest.slice(7)
@@ -87,8 +83,8 @@ describe('the layout publish writes', () => {
   })
 
   it('publishes Docker Hub names under registry.hub.docker.com and resolves every spelling of them', async () => {
-    const root = join(work, 'hub-repo')
-    const layout = join(work, 'hub-layout')
+    const root = join(work(), 'hub-repo')
+    const layout = join(work(), 'hub-layout')
     const [written] = await writeOciLayout(layout, [{tag: '22.04', image: small('hub')}])
     await publishJson(root, '--name', 'docker.io/library/ubuntu:22.04', `oci:${layout}:22.04`)
     const hex = written!.configDigest.slice(7)
@@ -103,7 +99,7 @@ describe('the layout publish writes', () => {
   })
 
   it('resolves image IDs as podman does, never as docker.io/library/<hex>', async () => {
-    const root = join(work, 'id-repo')
+    const root = join(work(), 'id-repo')
     const a = await pushed(small('by ID'), 'life/id:a')
     const b = await pushed(small('named like an ID'), 'life/id:b')
     const hexA = a.configDigest.slice(7)
@@ -134,7 +130,7 @@ describe('the layout publish writes', () => {
   })
 
   it('publishes a reference given by digest as <repository>:sha256:<hex>', async () => {
-    const root = join(work, 'digest-repo')
+    const root = join(work(), 'digest-repo')
     const img = await pushed(small('by digest'), 'life/digest:1')
     const byDigest = `${registry}/life/digest@${img.manifestDigest}`
     await publishJson(root, byDigest)
@@ -145,7 +141,7 @@ describe('the layout publish writes', () => {
 
 describe('idempotence and atomicity', () => {
   it('republishing is free, a second tag only links, a new image moves the link', async () => {
-    const root = join(work, 'idem-repo')
+    const root = join(work(), 'idem-repo')
     const v1 = await pushed(small('v1'), 'life/idem:latest')
     expect((await publishJson(root, v1.ref)).images[0]!.status).toBe('published')
     const again = await cli(['publish', '--root', root, '--tls-verify=false', v1.ref])
@@ -173,7 +169,7 @@ describe('idempotence and atomicity', () => {
   })
 
   it('compares config digests only, as DUCC does: a re-encoded manifest or an absolute DUCC link is unchanged', async () => {
-    const root = join(work, 'config-repo')
+    const root = join(work(), 'config-repo')
     const gz = small('same config')
     const plain = small('same config')
     plain.layers[0]!.compression = 'none'
@@ -197,7 +193,7 @@ describe('idempotence and atomicity', () => {
   })
 
   it('killed mid-publish, the repository still shows the previous image, and the next run cleans up', async () => {
-    const root = join(work, 'kill-repo')
+    const root = join(work(), 'kill-repo')
     const v1 = await pushed(small('old'), 'life/kill:1')
     await publishJson(root, v1.ref)
     const before = await snapshotTree(root)
@@ -236,11 +232,11 @@ describe('idempotence and atomicity', () => {
 
 describe('sources', () => {
   it('takes oci:, oci-archive: and docker-archive: sources', async () => {
-    const root = join(work, 'sources-repo')
-    const layout = join(work, 'src-layout')
+    const root = join(work(), 'sources-repo')
+    const layout = join(work(), 'src-layout')
     const [written] = await writeOciLayout(layout, [{tag: 'v1', image: small('sources')}])
-    const archive = join(work, 'image.oci.tar')
-    const dockerArchive = join(work, 'image.docker.tar')
+    const archive = join(work(), 'image.oci.tar')
+    const dockerArchive = join(work(), 'image.docker.tar')
     await exec('skopeo', ['copy', '--quiet', `oci:${layout}:v1`, `oci-archive:${archive}:v1`])
     await exec('skopeo', ['copy', '--quiet', `oci:${layout}:v1`, `docker-archive:${dockerArchive}:example.org/sci/app:3`])
 
@@ -257,8 +253,8 @@ describe('sources', () => {
   })
 
   it('chooses the platform from an index: the host by default, --platform otherwise', async () => {
-    const root = join(work, 'multi-repo')
-    const layout = join(work, 'multi-layout')
+    const root = join(work(), 'multi-repo')
+    const layout = join(work(), 'multi-layout')
     const {images} = await writeOciIndexLayout(layout, 'multi', [
       {...small('amd64'), architecture: 'amd64'},
       {...small('arm64'), architecture: 'arm64', variant: 'v8'},
@@ -276,7 +272,7 @@ describe('sources', () => {
   })
 
   it('reads zstd layers where Node.js can, and says what to do where it cannot', async () => {
-    const root = join(work, 'zstd-repo')
+    const root = join(work(), 'zstd-repo')
     const img = small('zstd')
     img.layers[0]!.compression = 'zstd'
     const hasZstd = typeof (zlib as {createZstdDecompress?: unknown}).createZstdDecompress === 'function'
@@ -297,7 +293,7 @@ describe('sources', () => {
 
 describe('errors a user meets', () => {
   it('rejects a layer whose DiffID does not match, leaving the repository untouched', async () => {
-    const root = join(work, 'verify-repo')
+    const root = join(work(), 'verify-repo')
     const good = await pushed(small('good'), 'life/verify:good')
     await publishJson(root, good.ref)
     const before = await snapshotTree(root)
@@ -312,8 +308,8 @@ describe('errors a user meets', () => {
   })
 
   it('rejects a corrupt blob in a layout', async () => {
-    const root = join(work, 'corrupt-repo')
-    const layout = join(work, 'corrupt-layout')
+    const root = join(work(), 'corrupt-repo')
+    const layout = join(work(), 'corrupt-layout')
     const [written] = await writeOciLayout(layout, [{tag: '1', image: small('corrupt')}])
     const {corruptBlob} = await import('../helpers/oci-layout.js')
     await corruptBlob(layout, written!.layerDigests[0]!)
@@ -324,7 +320,7 @@ describe('errors a user meets', () => {
   })
 
   it('names a missing image (exit 3), a plain-HTTP registry (--tls-verify=false) and a bad reference (exit 2)', async () => {
-    const root = join(work, 'err-repo')
+    const root = join(work(), 'err-repo')
     const missing = await cli(['publish', '--root', root, '--tls-verify=false', `${registry}/life/nothing:here`])
     expect(missing.exitCode).toBe(3)
     expect(missing.stderr).toContain('not found')

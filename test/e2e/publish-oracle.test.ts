@@ -4,35 +4,30 @@
  * mode, owner, link targets, hardlinks, xattrs, mtimes of non-directories — apart
  * from the mount points the publisher adds.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {envScript} from '../../src/layout/singularity.js'
 import {cli, cliOk} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
 import {LONG_NAME, NON_ASCII, trickyImage} from './tricky-images.js'
 
 describe('publish equals umoci unpack', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-oracle-', 'all')
   beforeAll(async () => {
     requireTools('skopeo', 'umoci', 'getfattr', 'setfattr')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-oracle-'))
-  })
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
   })
 
   it('merges whiteouts, opaque dirs, hardlinks, type changes, special bits, xattrs and odd names as umoci does', async () => {
-    const layout = join(work, 'layout')
+    const layout = join(work(), 'layout')
     const [written] = await writeOciLayout(layout, [{tag: 'tricky', image: trickyImage()}])
     const ref = await pushLayout(layout, 'tricky', registryAddress(), 'oracle/tricky:1')
-    const repo = join(work, 'repo')
+    const repo = join(work(), 'repo')
     const out = JSON.parse(await cliOk(['publish', '--root', repo, '--tls-verify=false', '--json', ref]))
     const published = out.images[0]
     expect(published.status).toBe('published')
@@ -42,7 +37,7 @@ describe('publish equals umoci unpack', () => {
     expect(published.added).toEqual(expect.arrayContaining(['.singularity.d', '.singularity.d/env/10-docker2singularity.sh', '.singularity.d/runscript']))
     const added = new Set<string>(published.added)
     const ours = await snapshotTree(published.path, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
-    const theirs = await snapshotTree(await umociUnpack(layout, 'tricky', join(work, 'bundle')))
+    const theirs = await snapshotTree(await umociUnpack(layout, 'tricky', join(work(), 'bundle')))
     // Directory mtimes differ legitimately (adding mount points touches their parents).
     for (const tree of [ours, theirs]) for (const info of tree.values()) if (info.type === 'dir') delete info.mtimeMs
 
@@ -73,13 +68,9 @@ describe('publish equals umoci unpack', () => {
 })
 
 describe('an image on a published base', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-base-', 'all')
   beforeAll(async () => {
     requireTools('skopeo', 'umoci', 'getfattr', 'setfattr')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-base-'))
-  })
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
   })
 
   it('starts from the base root, equals umoci unpack, and leaves the base untouched', async () => {
@@ -87,7 +78,7 @@ describe('an image on a published base', () => {
     const base = {...tricky, layers: tricky.layers.slice(0, 3)}
     // Same layers as the app, another config: no layer needs applying at all.
     const twin = {...tricky, config: {...tricky.config, Env: ['TWIN=1']}}
-    const layout = join(work, 'layout')
+    const layout = join(work(), 'layout')
     await writeOciLayout(layout, [
       {tag: 'base', image: base},
       {tag: 'app', image: tricky},
@@ -98,7 +89,7 @@ describe('an image on a published base', () => {
     // the same blobs into the same repository (seen in CI: "trying to reuse blob … 500").
     const refs: string[] = []
     for (const tag of ['base', 'app', 'twin']) refs.push(await pushLayout(layout, tag, registry, `oracle/onbase:${tag}`))
-    const repo = join(work, 'repo')
+    const repo = join(work(), 'repo')
     const publish = async (ref: string) => {
       const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--json', ref])
       expect(result.exitCode, result.stderr).toBe(0)
@@ -114,7 +105,7 @@ describe('an image on a published base', () => {
     expect(twinRun.log).toContain('holds 4 of its 4 layer(s)')
     expect(twinRun.log).toContain('unpacking 0 layer(s)')
 
-    const theirs = await snapshotTree(await umociUnpack(layout, 'app', join(work, 'bundle')))
+    const theirs = await snapshotTree(await umociUnpack(layout, 'app', join(work(), 'bundle')))
     for (const run of [app, twinRun]) {
       const added = new Set<string>(run.out.added)
       const ours = await snapshotTree(run.out.path, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
@@ -123,7 +114,7 @@ describe('an image on a published base', () => {
     }
     expect(diffTrees(baseBefore, await snapshotTree(baseRun.out.path))).toEqual([])
     // The size is of the tree, however it was built.
-    const scratch = await cli(['publish', '--root', join(work, 'scratch'), '--tls-verify=false', '--json', refs[1]!])
+    const scratch = await cli(['publish', '--root', join(work(), 'scratch'), '--tls-verify=false', '--json', refs[1]!])
     expect(JSON.parse(scratch.stdout).images[0].size).toBe(app.out.size)
     // The twin's root differs only in apptainer's env script, written from its own Env.
     const envBytes = (image: typeof tricky) => Buffer.byteLength(envScript(image.config?.Env))

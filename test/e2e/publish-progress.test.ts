@@ -5,14 +5,14 @@
  * an unattended run logs; unattended runs (no terminal, --quiet, --json) draw nothing.
  */
 import {randomBytes} from 'node:crypto'
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {BIN, cli} from '../helpers/cli.js'
 import {pushImage} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {drawnInPlace, finalScreen, runOnTerminal} from '../helpers/terminal.js'
 import {requireTools} from '../helpers/tools.js'
 
@@ -20,24 +20,20 @@ import {requireTools} from '../helpers/tools.js'
 const normalise = (lines: string[]) => lines.map((line) => line.replace(/, [\d.]+ s\)$/, ', N s)'))
 
 describe('progress on a terminal', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-progress-', 'all')
   let ref: string
   const env = {CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: ''}
   const publish = (repo: string, ...flags: string[]) => [process.execPath, BIN, 'publish', '--root', repo, '--tls-verify=false', ...flags, ref]
 
   beforeAll(async () => {
     requireTools('skopeo', 'script', 'stty')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-progress-'))
     // Three layers of incompressible data: each one a few frames' worth.
     const layer = (n: number) => ({entries: [{name: `data${n}/`, type: 'directory' as const}, {name: `data${n}/blob`, content: randomBytes(3 << 20)}]})
-    ref = await pushImage(work, {layers: [layer(1), layer(2), layer(3)]}, 'progress/three:1')
-  })
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
+    ref = await pushImage(work(), {layers: [layer(1), layer(2), layer(3)]}, 'progress/three:1')
   })
 
   it('draws downloaded and merged bytes and the layer in place, and leaves the lines of an unattended run', async () => {
-    const repo = join(work, 'repo')
+    const repo = join(work(), 'repo')
     const tty = await runOnTerminal(publish(repo), {columns: 200, env})
     expect(tty.exitCode, tty.raw).toBe(0)
     const frames = drawnInPlace(tty.raw)
@@ -62,7 +58,7 @@ describe('progress on a terminal', () => {
   })
 
   it('cuts the line to the width of the terminal', async () => {
-    const tty = await runOnTerminal(publish(join(work, 'narrow')), {columns: 50, env})
+    const tty = await runOnTerminal(publish(join(work(), 'narrow')), {columns: 50, env})
     expect(tty.exitCode, tty.raw).toBe(0)
     const frames = drawnInPlace(tty.raw)
     expect(frames.length).toBeGreaterThan(0)
@@ -71,7 +67,7 @@ describe('progress on a terminal', () => {
   })
 
   it.each([['--quiet'], ['--json']])('draws nothing with %s, even on a terminal', async (flag) => {
-    const tty = await runOnTerminal(publish(join(work, `repo${flag}`), flag), {columns: 200, env})
+    const tty = await runOnTerminal(publish(join(work(), `repo${flag}`), flag), {columns: 200, env})
     expect(tty.exitCode, tty.raw).toBe(0)
     expect(tty.raw).not.toContain('\x1b[K')
     expect(tty.raw).not.toContain('merged')

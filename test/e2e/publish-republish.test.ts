@@ -5,8 +5,7 @@
  * registry's own access log; what was built is compared with umoci's unpack.
  */
 import {createHash} from 'node:crypto'
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdtemp, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -18,26 +17,26 @@ import {writeOciIndexLayout, writeOciLayout, type ImageSpec} from '../helpers/oc
 import {pushLayout} from '../helpers/registry.js'
 import {blobsServed, startRegistryProcess, type RegistryProcess} from '../helpers/registry-process.js'
 import type {TarEntry} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree, umociUnpack} from '../helpers/tree.js'
 import {trickyImage} from './tricky-images.js'
 
 describe('republish on a published base', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-republish-', 'all')
   let registry: RegistryProcess
   let layout: string
   /** The layer digests of each tag as the registry holds them (skopeo compresses an uncompressed layer on push). */
   let layers: Record<string, string[]>
   beforeAll(async () => {
     requireTools('skopeo', 'umoci', 'docker-registry', 'getfattr', 'setfattr')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-republish-'))
-    registry = await startRegistryProcess(await mkdtemp(join(work, 'registry-')), {accessLog: true})
+    registry = await startRegistryProcess(await mkdtemp(join(work(), 'registry-')), {accessLog: true})
     const tricky = trickyImage()
     const base = {...tricky, layers: tricky.layers.slice(0, 3)}
     // The top layer of `rep` is the (empty) third layer again: the same blob, below in the
     // base and needed on top, must still be fetched.
     const rep = {...tricky, layers: [...base.layers, tricky.layers[2]!], config: {...tricky.config, Env: ['REP=1']}}
-    layout = join(work, 'layout')
+    layout = join(work(), 'layout')
     await writeOciLayout(layout, [
       {tag: 'base', image: base},
       {tag: 'app', image: tricky},
@@ -54,7 +53,6 @@ describe('republish on a published base', () => {
   })
   afterAll(async () => {
     await registry?.stop()
-    await rm(work, {recursive: true, force: true})
   })
 
   async function inspectRaw(ref: string): Promise<Buffer> {
@@ -73,13 +71,13 @@ describe('republish on a published base', () => {
   async function expectUmociTree(tag: string, out: {path: string; added: string[]}) {
     const added = new Set<string>(out.added)
     const ours = await snapshotTree(out.path, {exclude: (rel) => rel === '.cvmfscatalog' || added.has(rel)})
-    const theirs = await snapshotTree(await umociUnpack(layout, tag, await mkdtemp(join(work, `bundle-${tag}-`))))
+    const theirs = await snapshotTree(await umociUnpack(layout, tag, await mkdtemp(join(work(), `bundle-${tag}-`))))
     for (const tree of [ours, theirs]) for (const info of tree.values()) if (info.type === 'dir') delete info.mtimeMs
     expect(diffTrees(theirs, ours)).toEqual([])
   }
 
   it('fetches only the layers above the base, and merges what umoci unpacks', async () => {
-    const repo = join(work, 'repo')
+    const repo = join(work(), 'repo')
     const baseRun = await publish(repo, `${registry.address}/onbase/img:base`)
     // A first publish fetches every layer (the check below could not fail otherwise).
     for (const digest of layers['img:base']!) expect(baseRun.served).toContain(digest)
@@ -103,7 +101,7 @@ describe('republish on a published base', () => {
   })
 
   it('keeps a Docker schema 2 manifest byte for byte while skipping the base layers', async () => {
-    const repo = join(work, 'repo-docker')
+    const repo = join(work(), 'repo-docker')
     await publish(repo, `${registry.address}/onbase/img:base`)
     const ref = `${registry.address}/onbase/docker:app`
     const raw = await inspectRaw(ref)
@@ -163,7 +161,7 @@ describe('republish on a published base', () => {
       config: {Cmd: ['/bin/sh']},
     })
     const top = (arch: string): TarEntry[] => [{name: 'app/', type: 'directory'}, {name: 'app/version', content: `2 on ${arch}\n`}]
-    const multi = join(work, 'multi')
+    const multi = join(work(), 'multi')
     await writeOciIndexLayout(multi, 'v1', [platformImage('amd64', []), platformImage('arm64', [])])
     await writeOciIndexLayout(multi, 'v2', [platformImage('amd64', [top('amd64')]), platformImage('arm64', [top('arm64')])])
     const v1 = await pushLayout(multi, 'v1', registry.address, 'onbase/multi:v1')
@@ -176,7 +174,7 @@ describe('republish on a published base', () => {
       held.push(instance.layers[0].digest)
       tops.push(instance.layers[1].digest)
     }
-    const repo = join(work, 'repo-multi')
+    const repo = join(work(), 'repo-multi')
     const run = async (ref: string) => {
       const before = (await registry.settledOutput()).length
       const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--platform', 'all', '--json', ref])

@@ -6,8 +6,7 @@
  * what is missing. (test/e2e/ducc-roots.test.ts does the same with the real DUCC and a
  * real CVMFS client mount.)
  */
-import {cp, mkdtemp, readFile, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {cp, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -19,11 +18,12 @@ import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
 import type {TarEntry} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree} from '../helpers/tree.js'
 
 describe('resolve and publish on roots that lack what podman needs read-only', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-mount-points-e2e-', 'all')
   let repo: string
   let podman: IsolatedPodman
   let readonly: ReadonlyMount
@@ -41,13 +41,12 @@ describe('resolve and publish on roots that lack what podman needs read-only', (
 
   beforeAll(async () => {
     requireTools('podman', 'runc', 'skopeo', 'busybox')
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-mount-points-e2e-'))
-    const layout = join(work, 'layout')
+    const layout = join(work(), 'layout')
     const [image] = await writeOciLayout(layout, [{tag: '1', image: {layers: [{entries}], config: {Env: ['PATH=/bin'], Cmd: ['/bin/sh']}}}])
     hex = image!.configDigest.slice('sha256:'.length)
     ref1 = await pushLayout(layout, '1', registryAddress(), 'mount-points/busybox:1')
     ref2 = await pushLayout(layout, '1', registryAddress(), 'mount-points/busybox:2')
-    repo = join(work, 'repo')
+    repo = join(work(), 'repo')
     await writeDuccShapedImage(repo, ref1, image!.configDigest, entries)
     readonly = await readonlyBindMount(repo)
     podman = await isolatedPodman()
@@ -55,7 +54,6 @@ describe('resolve and publish on roots that lack what podman needs read-only', (
   afterAll(async () => {
     await podman?.cleanup()
     await readonly?.unmount()
-    await rm(work, {recursive: true, force: true})
   })
 
   const flatIn = (root: string) => join(root, '.flat', hex.slice(0, 2), hex)
@@ -91,7 +89,7 @@ describe('resolve and publish on roots that lack what podman needs read-only', (
   })
 
   it('prints the plain path for a writable directory, where podman adds what is missing itself', async () => {
-    const writable = join(work, 'writable')
+    const writable = join(work(), 'writable')
     await cp(repo, writable, {recursive: true, verbatimSymlinks: true})
     const result = await cli(['resolve', '--root', writable, ref1])
     expect(result.exitCode, result.stderr).toBe(0)

@@ -7,8 +7,7 @@
  * the image's Env, WorkingDir and User. Its bash completion and man page work too.
  */
 import {existsSync} from 'node:fs'
-import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, readdir, readFile, writeFile} from 'node:fs/promises'
 import {join, relative} from 'node:path'
 import {gunzipSync} from 'node:zlib'
 
@@ -21,6 +20,7 @@ import {exec, execBuffer, type ExecResult} from '../helpers/exec.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
 import {isolatedPodman, readonlyBindMount, type IsolatedPodman, type ReadonlyMount} from '../helpers/podman.js'
 import {pushLayout, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools, whichTool} from '../helpers/tools.js'
 
 /** The programs this file drives and the Debian package of each (scripts/setup.sh installs them). */
@@ -54,7 +54,7 @@ function withParents(path: string, top: string): string[] {
 }
 
 describe('the RPM', () => {
-  let work: string
+  const work = useTempDir('cvmfs-oci-rpm-e2e-', 'all')
   let rpm: string
   let files: string[]
   let root: string
@@ -72,25 +72,21 @@ describe('the RPM', () => {
 
   beforeAll(async () => {
     requireRpmTools()
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-rpm-e2e-'))
     // As on an offline build host whose npm cache holds nothing (not even what `npm ci`
     // put there): an empty cache of its own and a registry nothing answers at.
-    await mkdir(join(work, 'npm-cache'))
-    const built = await exec(process.execPath, [join(TOP, 'scripts/build-rpm.mjs'), '--output', join(work, 'out')], {
+    await mkdir(join(work(), 'npm-cache'))
+    const built = await exec(process.execPath, [join(TOP, 'scripts/build-rpm.mjs'), '--output', join(work(), 'out')], {
       timeoutMs: 600_000,
-      env: {npm_config_cache: join(work, 'npm-cache'), npm_config_registry: 'http://127.0.0.1:9/', npm_config_offline: 'true'},
+      env: {npm_config_cache: join(work(), 'npm-cache'), npm_config_registry: 'http://127.0.0.1:9/', npm_config_offline: 'true'},
     })
     rpm = built.stdout.trim().split('\n').at(-1)!
-    expect(rpm).toBe(join(work, 'out', 'cvmfs-oci-0.1.0-1.noarch.rpm'))
+    expect(rpm).toBe(join(work(), 'out', 'cvmfs-oci-0.1.0-1.noarch.rpm'))
     files = (await exec('rpm', ['-qlp', rpm])).stdout.trim().split('\n')
-    root = join(work, 'root')
+    root = join(work(), 'root')
     await mkdir(root)
     const cpio = await execBuffer('rpm2cpio', [rpm])
     await exec('cpio', ['-idm', '--quiet', '--no-absolute-filenames'], {cwd: root, input: cpio})
   }, 600_000)
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
-  })
 
   it('is noarch, needs nodejs >= 1:20, recommends podman, skopeo, attr and util-linux (flock), and keeps a changed config.json', async () => {
     expect((await exec('rpm', ['-qp', '--qf', '%{ARCH}', rpm])).stdout).toBe('noarch')
@@ -203,7 +199,7 @@ describe('the RPM', () => {
 
   it('its man page renders without warnings and documents every command', async () => {
     const page = gunzipSync(await readFile(join(root, 'usr/share/man/man1/cvmfs-oci.1.gz'))).toString('utf8')
-    const pagePath = join(work, 'cvmfs-oci.1')
+    const pagePath = join(work(), 'cvmfs-oci.1')
     await writeFile(pagePath, page)
     const groff = await exec('groff', ['-man', '-ww', '-z', pagePath], {env: {LC_ALL: 'C.UTF-8'}})
     expect(groff.stderr).toBe('')
@@ -224,19 +220,19 @@ describe('the RPM', () => {
       // under test (the package requires it, it does not ship it), the program the unpacked one.
       const shipped = JSON.parse(await readFile(join(root, HOOK_FILE), 'utf8')) as {hook: {path: string; args: string[]}}
       expect(shipped).toEqual({version: '1.0.0', hook: {path: '/usr/bin/node', args: ['node', HOOK_PROGRAM]}, when: {always: true}, stages: ['precreate']})
-      hooks = join(work, 'hooks.d')
+      hooks = join(work(), 'hooks.d')
       await mkdir(hooks)
       await writeFile(join(hooks, 'cvmfs-oci.json'), JSON.stringify({...shipped, hook: {path: process.execPath, args: ['node', join(root, HOOK_PROGRAM)]}}, null, 2))
 
-      const layout = join(work, 'layout')
+      const layout = join(work(), 'layout')
       // The user by name: the hook looks it up in the image's /etc/passwd.
       const config = {Env: ['PATH=/bin', 'FROM_RPM=yes'], WorkingDir: '/home/user', User: 'user', Cmd: ['/bin/sh']}
       await writeOciLayout(layout, [{tag: '1', image: {layers: [{entries: busyboxLayer()}], config}}])
       const ref = await pushLayout(layout, '1', registryAddress(), 'e2e/rpm-hooked:1')
       // Published and resolved by the package's own cvmfs-oci: its production node_modules are enough.
-      const published = await unpacked(['publish', '--root', join(work, 'repo'), '--tls-verify=false', ref])
+      const published = await unpacked(['publish', '--root', join(work(), 'repo'), '--tls-verify=false', ref])
       expect(published.exitCode, published.stderr).toBe(0)
-      readonly = await readonlyBindMount(join(work, 'repo'))
+      readonly = await readonlyBindMount(join(work(), 'repo'))
       const resolved = await unpacked(['resolve', '--root', readonly.path, ref])
       expect(resolved.exitCode, resolved.stderr).toBe(0)
       rootfs = resolved.stdout.trim()

@@ -5,8 +5,7 @@
  * log), the plan of --dry-run, --json and --timestamps, and a wish list whose mistakes
  * are reported with their line. Then the same commands on a directory (--root).
  */
-import {lstat, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, readdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -15,21 +14,22 @@ import {cli} from '../helpers/cli.js'
 import {changeCalls, testRepository} from '../helpers/cvmfs.js'
 import {versionImage, type ImageSpec} from '../helpers/oci-layout.js'
 import {pushImage, registryAddress} from '../helpers/registry.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const repo = testRepository('sync')
-let work: string
+const work = useTempDir('cvmfs-oci-sync-', 'all')
 let registry: string
 const unique = `sync-${Date.now().toString(36)}`
 
 const small = versionImage
-const push = (spec: ImageSpec, repoTag: string) => pushImage(work, spec, repoTag)
+const push = (spec: ImageSpec, repoTag: string) => pushImage(work(), spec, repoTag)
 
 /** oclif wraps error messages: undo it (and its extra spaces) before looking for a phrase. */
 const oneLine = (text: string) => text.replace(/\n ›/g, ' ').replace(/\s+/g, ' ')
 
 async function wishlist(file: string, repository: string, inputs: string[]): Promise<string> {
-  const path = join(work, file)
+  const path = join(work(), file)
   const lines = ['version: 1', 'user: cvmfsunpacker', `cvmfs_repo: '${repository}'`, "output_format: 'https://gitlab-registry.cern.ch/unpacked/sync/$(image)'", 'input:']
   await writeFile(path, [...lines, ...inputs.map((input) => `  - '${input}'`), ''].join('\n'))
   return path
@@ -38,7 +38,6 @@ async function wishlist(file: string, repository: string, inputs: string[]): Pro
 beforeAll(async () => {
   requireTools('skopeo')
   registry = registryAddress()
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-sync-'))
   await repo.start()
   for (const tag of ['1.0', '1.1', '2.0']) await push(small(`tool ${tag}`), `${unique}/tool:${tag}`)
   await push(small('other'), `${unique}/other:latest`)
@@ -48,7 +47,6 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await repo.cleanup()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`sync --repo, into the real stratum-0 ${repo.name}`, () => {
@@ -91,7 +89,7 @@ describe(`sync --repo, into the real stratum-0 ${repo.name}`, () => {
 
   it('reports every mistake of a wish list with its line, before touching anything', async () => {
     await repo.clearCalls()
-    const path = join(work, 'bad.yaml')
+    const path = join(work(), 'bad.yaml')
     await writeFile(path, ['version: 2', "cvmfs_repo: 'x.local'", 'imput: []', 'input:', "  - 'https://registry.example.org/ok:1'", "  - 'ftp://registry.example.org/x:1'", "  - 'https://registry.example.org/UPPER:1'", ''].join('\n'))
     const result = await cli(['sync', '--repo', repo.name, path], {env: repo.env})
     expect(result.exitCode).toBe(2)
@@ -99,10 +97,10 @@ describe(`sync --repo, into the real stratum-0 ${repo.name}`, () => {
     expect(text).toContain('E_BAD_WISHLIST')
     expect(text).toContain(`${path}:1:10: /version: must be 1`)
     expect(text).toContain(`${path}:3:8: /imput: is not allowed here`)
-    const syntax = join(work, 'syntax.yaml')
+    const syntax = join(work(), 'syntax.yaml')
     await writeFile(syntax, 'version: 1\ninput: [\n')
     expect((await cli(['sync', '--repo', repo.name, syntax], {env: repo.env})).stderr).toMatch(new RegExp(`${syntax.replaceAll('.', '\\.')}:\\d+:\\d+: `))
-    const entries = join(work, 'entries.yaml')
+    const entries = join(work(), 'entries.yaml')
     await writeFile(entries, ['version: 1', "cvmfs_repo: 'x.local'", 'input:', "  - 'ftp://registry.example.org/x:1'", "  - 'https://registry.example.org/UPPER:1'", ''].join('\n'))
     const bad = oneLine((await cli(['sync', '--repo', repo.name, entries], {env: repo.env})).stderr)
     expect(bad).toContain(`${entries}:4:5: /input/0: unsupported scheme ftp://`)
@@ -113,7 +111,7 @@ describe(`sync --repo, into the real stratum-0 ${repo.name}`, () => {
 
 describe('sync, rm and gc --root (a directory)', () => {
   it('publishes, removes and collects the same way without CVMFS', async () => {
-    const root = join(work, 'dir-repo')
+    const root = join(work(), 'dir-repo')
     const list = await wishlist('dir.yaml', 'ignored.local', [`http://${registry}/${unique}/tool:2.*`, `http://${registry}/${unique}/other:latest`])
     const synced = JSON.parse((await cli(['sync', '--root', root, '--json', list])).stdout)
     expect(synced.counts).toEqual({published: 2, linked: 0, unchanged: 0, failed: 0})

@@ -3,27 +3,22 @@
  * configuration lists; where CVMFS is mounted and where our state lives; and that resolve
  * searches the configured repositories too.
  */
-import {mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {chooseTarget} from '../../src/backends/open.js'
 import {DEFAULT_ROOT, searchRoots} from '../../src/layout/roots.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
-let dir: string
+const dir = useTempDir('cvmfs-oci-target-', 'all')
 const config = async (name: string, json: unknown) => {
-  const path = join(dir, name)
+  const path = join(dir(), name)
   await writeFile(path, JSON.stringify(json))
   return path
 }
-const noConfig = () => join(dir, 'none.json')
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-target-'))
-})
-afterAll(async () => rm(dir, {recursive: true, force: true}))
+const noConfig = () => join(dir(), 'none.json')
 
 describe('choosing the repository', () => {
   it('takes --root as a directory, --repo as /cvmfs/NAME with state in /var/lib/cvmfs-oci', () => {

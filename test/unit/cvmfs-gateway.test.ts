@@ -8,11 +8,12 @@ import {mkdir, mkdtemp, rm, symlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {missingFrom, parseManifest, scanChanges} from '../../src/backends/cvmfs-gateway.js'
 import {parseServerConf} from '../../src/backends/cvmfs-server.js'
 import {exec} from '../helpers/exec.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 describe('server.conf', () => {
@@ -39,13 +40,12 @@ describe('server.conf', () => {
 })
 
 describe('what a transaction wrote, from its upper directory', () => {
-  let spool: string
+  const spool = useTempDir('cvmfs-oci-scratch-', 'all')
   let upper: string
   beforeAll(async () => {
     requireTools('mknod')
     if (process.getuid?.() !== 0) throw new Error('this test makes overlayfs whiteouts (character devices 0/0): run it as root, as the suite runs')
-    spool = await mkdtemp(join(tmpdir(), 'cvmfs-oci-scratch-'))
-    upper = join(spool, 'scratch', 'current')
+    upper = join(spool(), 'scratch', 'current')
     const hex = 'ab'.repeat(32)
     await mkdir(join(upper, '.flat', 'ab', hex, 'etc'), {recursive: true})
     await writeFile(join(upper, '.flat', 'ab', hex, 'etc', 'x'), 'x')
@@ -56,11 +56,10 @@ describe('what a transaction wrote, from its upper directory', () => {
     await writeFile(join(upper, 'outside', 'o'), 'o')
     await exec('mknod', [join(upper, 'deleted-outside'), 'c', '0', '0'])
   })
-  afterAll(async () => rm(spool, {recursive: true, force: true}))
 
   it('inside the lease: written and deleted; above it: nothing; beside it: outside', async () => {
     const hex = 'ab'.repeat(32)
-    const changes = await scanChanges(spool, `.flat/ab/${hex}`)
+    const changes = await scanChanges(spool(), `.flat/ab/${hex}`)
     expect(changes.written.sort((x, y) => x.path.localeCompare(y.path))).toEqual([
       {path: `.flat/ab/${hex}`, type: 'directory'},
       {path: `.flat/ab/${hex}/etc`, type: 'directory'},
@@ -72,14 +71,14 @@ describe('what a transaction wrote, from its upper directory', () => {
   })
 
   it('a lease on the whole repository holds everything', async () => {
-    const changes = await scanChanges(spool, undefined)
+    const changes = await scanChanges(spool(), undefined)
     expect(changes.outside).toEqual([])
     expect(changes.deleted.sort()).toEqual([`.flat/ab/${'ab'.repeat(32)}/gone`, 'deleted-outside'])
   })
 
   it('reads back: what is missing, or of another type', async () => {
     const hex = 'ab'.repeat(32)
-    const written = (await scanChanges(spool, `.flat/ab/${hex}`)).written
+    const written = (await scanChanges(spool(), `.flat/ab/${hex}`)).written
     expect(await missingFrom(upper, written)).toEqual([])
     const elsewhere = await mkdtemp(join(tmpdir(), 'cvmfs-oci-readback-'))
     try {

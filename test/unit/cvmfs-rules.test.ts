@@ -2,16 +2,16 @@
  * The pure rules behind the CVMFS backends, sync and gc, as tables: how narrow a
  * transaction can be, how `cvmfs_server list` is read, durations, wish list entries.
  */
-import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {serverConfSettings} from '../../src/backends/cvmfs-server.js'
 import {aboveScope, commonPath, inScope, transactionScope} from '../../src/backends/scope.js'
 import {formatDuration, parseDuration} from '../../src/gc/duration.js'
 import {parseWish, parseWishlist} from '../../src/sync/wishlist.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 describe('transaction scope', () => {
   it.each([
@@ -30,22 +30,20 @@ describe('transaction scope', () => {
     expect(commonPath(paths)).toBe(common)
   })
 
-  let root: string
+  const root = useTempDir('cvmfs-oci-scope-', 'all')
   beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'cvmfs-oci-scope-'))
-    await mkdir(join(root, '.flat', 'ab'), {recursive: true})
-    await writeFile(join(root, 'file'), '')
+    await mkdir(join(root(), '.flat', 'ab'), {recursive: true})
+    await writeFile(join(root(), 'file'), '')
   })
-  afterAll(async () => rm(root, {recursive: true, force: true}))
 
   it('walks up until the parent is a directory that exists (the server refuses another)', async () => {
-    expect(await transactionScope(root, ['.flat/ab/abc'])).toBe('.flat/ab/abc')
-    expect(await transactionScope(root, ['.flat/cd/cde'])).toBe('.flat/cd')
-    expect(await transactionScope(root, ['.metadata/.flat/cd/cde.json'])).toBe('.metadata')
-    expect(await transactionScope(root, ['file/below'])).toBe('file')
-    expect(await transactionScope(root, ['podmanStore'])).toBe('podmanStore')
-    expect(await transactionScope(root, ['.flat/ab/x', 'reg.io/x:1'])).toBeUndefined()
-    expect(await transactionScope(root, [''])).toBeUndefined()
+    expect(await transactionScope(root(), ['.flat/ab/abc'])).toBe('.flat/ab/abc')
+    expect(await transactionScope(root(), ['.flat/cd/cde'])).toBe('.flat/cd')
+    expect(await transactionScope(root(), ['.metadata/.flat/cd/cde.json'])).toBe('.metadata')
+    expect(await transactionScope(root(), ['file/below'])).toBe('file')
+    expect(await transactionScope(root(), ['podmanStore'])).toBe('podmanStore')
+    expect(await transactionScope(root(), ['.flat/ab/x', 'reg.io/x:1'])).toBeUndefined()
+    expect(await transactionScope(root(), [''])).toBeUndefined()
   })
 
   it.each([

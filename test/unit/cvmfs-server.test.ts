@@ -7,18 +7,18 @@
  * CVMFS_IGNORE_SPECIAL_FILES=true). Checked here so that a CernVM-FS that behaves
  * otherwise is noticed, not just assumed.
  */
-import {link, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {link, lstat, mkdir, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {testRepository} from '../helpers/cvmfs.js'
 import {exec, execBuffer} from '../helpers/exec.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const repo = testRepository('server')
-let work: string
+const work = useTempDir('cvmfs-oci-server-', 'all')
 const ok = async (args: string[], input?: Buffer) => {
   const result = await repo.server(args, {input})
   expect(result.exitCode, `cvmfs_server ${args.join(' ')}:\n${result.stderr}${result.stdout}`).toBe(0)
@@ -37,7 +37,7 @@ const tarOf = (dir: string, ...flags: string[]) => execBuffer('tar', ['-c', '-f'
 let serial = 0
 /** A fresh directory of files to pack. */
 async function tree(files: Record<string, string>): Promise<string> {
-  const dir = join(work, `tree-${++serial}`)
+  const dir = join(work(), `tree-${++serial}`)
   for (const [name, content] of Object.entries(files)) {
     await mkdir(join(dir, name, '..'), {recursive: true})
     await writeFile(join(dir, name), content)
@@ -47,12 +47,10 @@ async function tree(files: Record<string, string>): Promise<string> {
 
 beforeAll(async () => {
   requireTools('tar', 'getfattr', 'setfattr', 'chattr')
-  work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-server-'))
   await repo.start()
 })
 afterAll(async () => {
   await repo.cleanup()
-  await rm(work, {recursive: true, force: true})
 })
 
 describe(`the real cvmfs_server, on ${repo.name}`, () => {

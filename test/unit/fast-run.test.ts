@@ -5,12 +5,11 @@
  * the whole CLI, every output byte and exit code, with the fast path and without
  * (CVMFS_OCI_NO_FAST_PATH=1: oclif runs everything).
  */
-import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {Config} from '@oclif/core'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {oclifCommand} from '../../src/cli/base-command.js'
 import doctor from '../../src/cli/definitions/doctor.js'
@@ -28,6 +27,7 @@ import type {CommandDefinition} from '../../src/cli/spec.js'
 import {busyboxLayer} from '../helpers/busybox.js'
 import {cli, TOP} from '../helpers/cli.js'
 import {writeOciLayout} from '../helpers/oci-layout.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const DEFINITIONS: Record<string, CommandDefinition<any, any>> = {
   list,
@@ -163,23 +163,19 @@ describe('the fast parser', () => {
 })
 
 describe('the CLI with and without the fast path', () => {
-  let dir: string
+  const dir = useTempDir('cvmfs-oci-fast-run-', 'all')
   let repo: string
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-fast-run-'))
-    repo = join(dir, 'repo')
-    const layout = join(dir, 'layout')
+    repo = join(dir(), 'repo')
+    const layout = join(dir(), 'layout')
     await writeOciLayout(layout, [{tag: '1', image: {layers: [{entries: busyboxLayer()}], config: {Env: ['PATH=/bin']}}}])
     const published = await cli(['publish', '--root', repo, '--name', 'example.org/fast/busybox:1', `oci:${layout}:1`])
     expect(published.exitCode, published.stderr).toBe(0)
-    await mkdir(join(dir, 'hooks'))
-    await writeFile(join(dir, 'hooks', 'good.json'), JSON.stringify({version: '1.0.0', hook: {path: '/bin/true'}, when: {always: true}, stages: ['precreate']}))
-    await writeFile(join(dir, 'hooks', 'bad.json'), '{"version": "1.0.0", "hook": {"path": "/bin/true"}, "stages": ["precreate"], "when": {"commands": ["("]}}')
-    await writeFile(join(dir, 'wishlist.yaml'), 'version: 1\ncvmfs_repo: x.example.org\ninput: [12\n')
-  })
-  afterAll(async () => {
-    if (dir) await rm(dir, {recursive: true, force: true})
+    await mkdir(join(dir(), 'hooks'))
+    await writeFile(join(dir(), 'hooks', 'good.json'), JSON.stringify({version: '1.0.0', hook: {path: '/bin/true'}, when: {always: true}, stages: ['precreate']}))
+    await writeFile(join(dir(), 'hooks', 'bad.json'), '{"version": "1.0.0", "hook": {"path": "/bin/true"}, "stages": ["precreate"], "when": {"commands": ["("]}}')
+    await writeFile(join(dir(), 'wishlist.yaml'), 'version: 1\ncvmfs_repo: x.example.org\ninput: [12\n')
   })
 
   const CASES: [string, (d: string, r: string) => string[], Record<string, string>?][] = [
@@ -206,7 +202,7 @@ describe('the CLI with and without the fast path', () => {
   ]
 
   it.each(CASES)('%s', async (_, argv, env = {}) => {
-    const args = argv(dir, repo)
+    const args = argv(dir(), repo)
     const fast = await cli(args, {env})
     const viaOclif = await cli(args, {env: {...env, CVMFS_OCI_NO_FAST_PATH: '1'}})
     expect({stdout: fast.stdout, stderr: fast.stderr, exitCode: fast.exitCode}).toStrictEqual({stdout: viaOclif.stdout, stderr: viaOclif.stderr, exitCode: viaOclif.exitCode})

@@ -3,32 +3,31 @@
  * pre-2019 absolute and variant links, .multiarch, .layers) plus our own records, built in
  * code: everything referenced stays, whatever the kind of link that references it.
  */
-import {mkdir, mkdtemp, readdir, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, readdir, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {findGarbage, lexicalTarget} from '../../src/gc/scan.js'
 import {removeAndPrune} from '../../src/layout/remove.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const hex = (c: string) => c.repeat(64)
 const [A, B, C, D, E] = ['a', 'b', 'c', 'd', 'e'].map(hex) as [string, string, string, string, string]
 const flat = (h: string) => `.flat/${h.slice(0, 2)}/${h}`
 
-let root: string
+const root = useTempDir('cvmfs-oci-gc-scan-', 'all')
 async function file(rel: string, content = ''): Promise<void> {
-  await mkdir(dirname(join(root, rel)), {recursive: true})
-  await writeFile(join(root, rel), content)
+  await mkdir(dirname(join(root(), rel)), {recursive: true})
+  await writeFile(join(root(), rel), content)
 }
 async function link(rel: string, target: string): Promise<void> {
-  await mkdir(dirname(join(root, rel)), {recursive: true})
-  await symlink(target, join(root, rel))
+  await mkdir(dirname(join(root(), rel)), {recursive: true})
+  await symlink(target, join(root(), rel))
 }
 const manifest = (config: string, layers: string[]) => JSON.stringify({SchemaVersion: 2, Config: {Digest: `sha256:${config}`}, Layers: layers.map((l) => ({Digest: `sha256:${l}`, Size: 1}))})
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'cvmfs-oci-gc-scan-'))
   for (const h of [A, B, C, D, E]) await file(`${flat(h)}/.cvmfscatalog`)
   await file(`${flat(A)}/bin/data`, '12345')
   await file('.flat/.cvmfscatalog')
@@ -57,11 +56,10 @@ beforeAll(async () => {
   await file('reg.io/copy:1/.cvmfscatalog')
   await link('reg.io/copy:1/bin/sh', `../../../${flat(D)}`)
 })
-afterAll(async () => rm(root, {recursive: true, force: true}))
 
 describe('gc scan', () => {
   it('finds exactly what nothing references', async () => {
-    const garbage = await findGarbage(root)
+    const garbage = await findGarbage(root())
     expect(garbage.map((g) => `${g.kind} ${g.path}${g.name ? ` (${g.name})` : ''}`)).toEqual([
       'metadata .metadata/reg.io/gone:1 (reg.io/gone:1)',
       'metadata .metadata/.multiarch/arm64/reg.io/multi:1',
@@ -86,13 +84,13 @@ describe('gc scan', () => {
   })
 
   it('removes a path and the parents it leaves empty, never an area of the layout', async () => {
-    await removeAndPrune(root, '.metadata/reg.io/gone:1')
-    await removeAndPrune(root, '.metadata/.multiarch/arm64/reg.io/multi:1')
-    await removeAndPrune(root, flat(D))
-    const after = await findGarbage(root)
+    await removeAndPrune(root(), '.metadata/reg.io/gone:1')
+    await removeAndPrune(root(), '.metadata/.multiarch/arm64/reg.io/multi:1')
+    await removeAndPrune(root(), flat(D))
+    const after = await findGarbage(root())
     expect(after.map((g) => g.kind)).toEqual(['flat', 'flat-record', 'blob', 'layer'])
-    expect((await readdir(join(root, '.metadata'))).sort()).toEqual(['.blobs', '.flat', '.multiarch', 'reg.io'])
-    expect(await readdir(join(root, '.metadata/.multiarch'))).toEqual(['amd64'])
-    expect((await readdir(join(root, '.flat'))).sort()).toEqual(['.cvmfscatalog', 'aa', 'bb', 'cc', 'ee'])
+    expect((await readdir(join(root(), '.metadata'))).sort()).toEqual(['.blobs', '.flat', '.multiarch', 'reg.io'])
+    expect(await readdir(join(root(), '.metadata/.multiarch'))).toEqual(['amd64'])
+    expect((await readdir(join(root(), '.flat'))).sort()).toEqual(['.cvmfscatalog', 'aa', 'bb', 'cc', 'ee'])
   })
 })

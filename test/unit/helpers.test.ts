@@ -3,7 +3,6 @@
  * Distribution registry from global setup, podman with runc, getfattr.
  */
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import tarStream from 'tar-stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -14,26 +13,25 @@ import {isolatedPodman, mountsUnder, readonlyBindMount, type IsolatedPodman, typ
 import {pushLayout, registryAddress} from '../helpers/registry.js'
 import {writeRootfs} from '../helpers/rootfs.js'
 import {buildTar, fileCapability, type TarEntry} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 import {diffTrees, snapshotTree, umociUnpack, type NodeInfo} from '../helpers/tree.js'
 
 const ALL_TOOLS = ['podman', 'runc', 'conmon', 'skopeo', 'umoci', 'docker-registry', 'busybox', 'setfattr', 'getfattr', 'mount', 'umount']
 
-let work: string
+const work = useTempDir('helpers-test-', 'all')
 const cleanups: (() => Promise<void>)[] = []
 
 beforeAll(async () => {
   requireTools(...ALL_TOOLS) // fail loudly, never skip
-  work = await mkdtemp(path.join(os.tmpdir(), 'helpers-test-'))
 })
 
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup()
-  if (work) await rm(work, {recursive: true, force: true})
 })
 
 async function tmp(name: string): Promise<string> {
-  return mkdtemp(path.join(work, `${name}-`))
+  return mkdtemp(path.join(work(), `${name}-`))
 }
 
 /** Read back a tar with tar-stream's extractor (it applies PAX path/linkpath). */

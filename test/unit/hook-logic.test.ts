@@ -3,7 +3,7 @@ import {mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {applyImageConfig, type RuntimeSpec} from '../../src/hook/apply.js'
 import {findFlatRoot, flatRootOf, overlayLowerDirs} from '../../src/hook/flat-root.js'
@@ -14,6 +14,7 @@ import {writeHookFile} from '../../src/hook/install.js'
 import {filterConfig} from '../../src/hook/main.js'
 import {re2Problem} from '../../src/hook/re2.js'
 import {resolveUser} from '../../src/hook/users.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const HEX = 'ab'.padEnd(64, 'c')
 const PODMAN_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -103,24 +104,18 @@ describe('merging the image config', () => {
 })
 
 describe('the hook filter', () => {
-  let repo: string
-  beforeAll(async () => {
-    repo = await mkdtemp(join(tmpdir(), 'cvmfs-oci-hookf-'))
-  })
-  afterAll(async () => {
-    await rm(repo, {recursive: true, force: true})
-  })
+  const repo = useTempDir('cvmfs-oci-hookf-', 'all')
 
   async function publishedRoot(config: object, where: 'ours' | 'store' = 'ours'): Promise<string> {
     const bytes = Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', rootfs: {type: 'layers', diff_ids: []}, config}))
     const hex = createHash('sha256').update(bytes).digest('hex')
-    const root = join(repo, '.flat', hex.slice(0, 2), hex)
+    const root = join(repo(), '.flat', hex.slice(0, 2), hex)
     await mkdir(join(root, 'etc'), {recursive: true})
     if (where === 'ours') {
-      await mkdir(join(repo, '.metadata/.blobs/sha256'), {recursive: true})
-      await writeFile(join(repo, '.metadata/.blobs/sha256', hex), bytes)
+      await mkdir(join(repo(), '.metadata/.blobs/sha256'), {recursive: true})
+      await writeFile(join(repo(), '.metadata/.blobs/sha256', hex), bytes)
     } else {
-      const dir = join(repo, 'podmanStore/overlay-images', hex)
+      const dir = join(repo(), 'podmanStore/overlay-images', hex)
       await mkdir(dir, {recursive: true})
       await writeFile(join(dir, `=${Buffer.from(`sha256:${hex}`).toString('base64')}`), bytes)
     }
@@ -148,14 +143,14 @@ describe('the hook filter', () => {
 
   it('warns and changes nothing when the config is missing or does not match its digest', async () => {
     const hex = 'ef'.padEnd(64, '0')
-    const root = join(repo, '.flat/ef', hex)
+    const root = join(repo(), '.flat/ef', hex)
     await mkdir(root, {recursive: true})
     const input = Buffer.from(JSON.stringify(spec()).replace('"/x"', JSON.stringify(root)))
     const missing = filterConfig(input, () => '')
     expect(missing.output).toBe(input)
     expect(missing.warnings[0]).toContain('no image config')
-    await mkdir(join(repo, '.metadata/.blobs/sha256'), {recursive: true})
-    await writeFile(join(repo, '.metadata/.blobs/sha256', hex), '{"config":{"Env":["EVIL=1"]}}')
+    await mkdir(join(repo(), '.metadata/.blobs/sha256'), {recursive: true})
+    await writeFile(join(repo(), '.metadata/.blobs/sha256', hex), '{"config":{"Env":["EVIL=1"]}}')
     const tampered = filterConfig(input, () => '')
     expect(tampered.output).toBe(input)
     expect(tampered.warnings[0]).toContain('does not match its digest')
@@ -170,7 +165,7 @@ describe('the hook filter', () => {
     }
     for (const [form, script] of Object.entries(scripts)) {
       const hex = createHash('sha256').update(form).digest('hex')
-      const root = join(repo, '.flat', hex.slice(0, 2), hex)
+      const root = join(repo(), '.flat', hex.slice(0, 2), hex)
       await mkdir(join(root, '.singularity.d/env'), {recursive: true})
       await writeFile(join(root, ENV_SCRIPT), script)
       const out = filterConfig(Buffer.from(JSON.stringify(spec()).replace('"/x"', JSON.stringify(root))), () => '')

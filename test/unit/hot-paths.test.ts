@@ -9,14 +9,14 @@
  * are current.
  */
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join, relative} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {TOP} from '../helpers/cli.js'
 import {exec} from '../helpers/exec.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 describe.each(['dist/cli/fast-paths.cjs', 'dist/hook/main.cjs'])('%s', (bundle) => {
   it('loads no heavy module', async () => {
@@ -97,16 +97,12 @@ const CASES: Record<string, Case> = {
 }
 
 describe('what each command loads before its own work', () => {
-  let dir: string
+  const dir = useTempDir('cvmfs-oci-hot-paths-', 'all')
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-hot-paths-'))
-    await mkdir(join(dir, 'repo'))
-    await mkdir(join(dir, 'hooks'))
-    await writeFile(join(dir, 'wishlist.yaml'), 'version: 1\ncvmfs_repo: unused.example.org\ninput:\n  - http://127.0.0.1:1/none/such:1\n')
-  })
-  afterAll(async () => {
-    if (dir) await rm(dir, {recursive: true, force: true})
+    await mkdir(join(dir(), 'repo'))
+    await mkdir(join(dir(), 'hooks'))
+    await writeFile(join(dir(), 'wishlist.yaml'), 'version: 1\ncvmfs_repo: unused.example.org\ninput:\n  - http://127.0.0.1:1/none/such:1\n')
   })
 
   it('covers every command of the manifest', () => {
@@ -117,8 +113,8 @@ describe('what each command loads before its own work', () => {
 
   it.each(Object.keys(CASES))('%s', async (name) => {
     const c = CASES[name]!
-    const trace = join(dir, `trace-${name.replaceAll(/\W+/g, '_')}.json`)
-    await exec(process.execPath, ['--require', join(TOP, 'test/helpers/load-trace.cjs'), join(TOP, 'bin/run.js'), ...c.argv(dir)], {
+    const trace = join(dir(), `trace-${name.replaceAll(/\W+/g, '_')}.json`)
+    await exec(process.execPath, ['--require', join(TOP, 'test/helpers/load-trace.cjs'), join(TOP, 'bin/run.js'), ...c.argv(dir())], {
       reject: false,
       input: c.input ?? '',
       env: {CVMFS_OCI_LOAD_TRACE: trace, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', NODE_ENV: 'production'},

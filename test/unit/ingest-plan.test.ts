@@ -4,20 +4,20 @@
  * one with a missing parent), what goes through a transaction (deletions of paths with a
  * `:`, extended attributes), and that a directory sent with a flat root is not sent again.
  */
-import {mkdir, mkdtemp, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {planIngest, type IngestStep} from '../../src/backends/ingest-plan.js'
 import {silentLogger} from '../../src/log.js'
 import {exec} from '../helpers/exec.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 const A = 'a'.repeat(64)
 const C = 'c'.repeat(64)
-let dir: string
+const dir = useTempDir('cvmfs-oci-plan-', 'all')
 let upper: string
 let lower: string
 
@@ -37,9 +37,8 @@ function describeStep(step: IngestStep, upperDir: string): unknown {
 
 beforeAll(async () => {
   requireTools('mknod', 'setfattr', 'getfattr')
-  dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-plan-'))
-  lower = join(dir, 'lower')
-  upper = join(dir, 'upper')
+  lower = join(dir(), 'lower')
+  upper = join(dir(), 'upper')
   // The repository: .flat with its aa directory, .metadata with an old name.
   await file(lower, '.flat/.cvmfscatalog', '')
   await mkdir(join(lower, '.flat', 'aa'))
@@ -55,9 +54,6 @@ beforeAll(async () => {
   await exec('mknod', [join(upper, '.metadata/reg:5000/old:1'), 'c', '0', '0'])
   await mkdir(join(upper, 'reg:5000', 'app'), {recursive: true})
   await symlink(`../../.flat/aa/${A}`, join(upper, 'reg:5000', 'app', 'new:1'))
-})
-afterAll(async () => {
-  await rm(dir, {recursive: true, force: true})
 })
 
 describe('planIngest', () => {
@@ -78,7 +74,7 @@ describe('planIngest', () => {
   })
 
   it('deletes with ingest -d when no path has a ":", and sends nothing that is not new', async () => {
-    const gcUpper = join(dir, 'gc-upper')
+    const gcUpper = join(dir(), 'gc-upper')
     await mkdir(join(gcUpper, '.flat', 'aa'), {recursive: true})
     await exec('mknod', [join(gcUpper, '.flat', 'aa', A), 'c', '0', '0'])
     const steps = await planIngest(gcUpper, lower, silentLogger())

@@ -1,23 +1,17 @@
-import {lstat, mkdir, mkdtemp, realpath, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdir, realpath, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {listImages, normaliseDuccManifest} from '../../src/layout/list.js'
 import {flatRootRel, relativeLinkTarget} from '../../src/layout/paths.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`
 const CONFIG_A = digest('a')
 const CONFIG_B = digest('b')
 
-let top: string
-beforeAll(async () => {
-  top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-list-'))
-})
-afterAll(async () => {
-  await rm(top, {recursive: true, force: true})
-})
+const top = useTempDir('cvmfs-oci-list-', 'all')
 
 async function writeJson(root: string, rel: string, value: unknown): Promise<void> {
   await mkdir(dirname(join(root, rel)), {recursive: true})
@@ -56,7 +50,7 @@ describe('normaliseDuccManifest', () => {
 describe('listImages', () => {
   let root: string
   beforeAll(async () => {
-    root = join(top, 'repo')
+    root = join(top(), 'repo')
     // DUCC-published: capitalised manifest, no record.
     await publish(root, 'registry.hub.docker.com/library/centos:centos7', CONFIG_A)
     await writeJson(root, '.metadata/registry.hub.docker.com/library/centos:centos7/manifest.json', duccManifest(CONFIG_A, [100, 23]))
@@ -124,17 +118,17 @@ describe('listImages', () => {
   })
 
   it('gives an empty list for a root without .metadata', async () => {
-    const empty = join(top, 'empty')
+    const empty = join(top(), 'empty')
     await mkdir(empty)
     expect(await listImages(empty)).toEqual([])
   })
 
   it('says so when the root does not exist', async () => {
-    await expect(listImages(join(top, 'nope'))).rejects.toMatchObject({code: 'E_ROOT_NOT_FOUND', exitCode: 3})
+    await expect(listImages(join(top(), 'nope'))).rejects.toMatchObject({code: 'E_ROOT_NOT_FOUND', exitCode: 3})
   })
 
   it('survives a malformed manifest and a broken link', async () => {
-    const r = join(top, 'broken')
+    const r = join(top(), 'broken')
     await writeJson(r, '.metadata/quay.io/x:1/manifest.json', {})
     await writeFile(join(r, '.metadata/quay.io/x:1/manifest.json'), '{not json')
     await mkdir(join(r, 'quay.io'), {recursive: true})

@@ -1,15 +1,16 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {closeSync, existsSync, openSync, readFileSync} from 'node:fs'
-import {mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
-import {hostname, tmpdir} from 'node:os'
+import {readFile, stat, writeFile} from 'node:fs/promises'
+import {hostname} from 'node:os'
 import {join} from 'node:path'
 import type {Writable} from 'node:stream'
 
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {beforeEach, describe, expect, it} from 'vitest'
 
 import {acquireLock} from '../../src/backends/lock.js'
 import {Logger, silentLogger} from '../../src/log.js'
 import {TOP, until} from '../helpers/cli.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 /**
@@ -61,17 +62,13 @@ function hookedLogger(onLine: (line: string) => void): Logger {
 }
 
 describe('repository lock', () => {
-  let dir: string
+  const dir = useTempDir('cvmfs-oci-lock-')
   beforeEach(async () => {
     requireTools('flock')
-    dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-lock-'))
-  })
-  afterEach(async () => {
-    await rm(dir, {recursive: true, force: true})
   })
 
   it('makes a second taker wait, then fail naming the holder', async () => {
-    const path = join(dir, 'lock')
+    const path = join(dir(), 'lock')
     const first = await acquireLock(path, 'repo', 0, silentLogger())
     const started = Date.now()
     await expect(acquireLock(path, 'repo', 300, silentLogger())).rejects.toMatchObject({
@@ -86,7 +83,7 @@ describe('repository lock', () => {
   })
 
   it('gets the lock as soon as the holder releases it', async () => {
-    const path = join(dir, 'lock')
+    const path = join(dir(), 'lock')
     const first = await acquireLock(path, 'repo', 0, silentLogger())
     setTimeout(() => void first.release(), 200)
     const second = await acquireLock(path, 'repo', 5000, silentLogger())
@@ -95,7 +92,7 @@ describe('repository lock', () => {
   })
 
   it('takes over a lock whose process is gone', async () => {
-    const path = join(dir, 'lock')
+    const path = join(dir(), 'lock')
     // pid 2^22+1 is above Linux's pid_max default range of live processes here.
     await writeFile(path, JSON.stringify({pid: 4194305, host: hostname(), started: '2020-01-01T00:00:00Z'}))
     const lock = await acquireLock(path, 'repo', 0, silentLogger())
@@ -106,9 +103,9 @@ describe('repository lock', () => {
   it('a taker whose holder leaves (and deletes the file) holds the lock the path names', async () => {
     // The waiter has the old file open when the holder deletes it: it must not end up
     // holding a lock on the deleted file while a newcomer locks a new one.
-    const path = join(dir, 'sub', 'lock')
+    const path = join(dir(), 'sub', 'lock')
     const holder = await acquireLock(path, 'repo', 0, silentLogger())
-    const waiter = startTaker(path, join(dir, 'waiter.out'))
+    const waiter = startTaker(path, join(dir(), 'waiter.out'))
     try {
       await until(() => waiter.output().includes('waiting for'), 'the waiter waits', waiter.output)
       expect(waiter.output()).toContain(`waiting for process ${process.pid} on ${hostname()} since `)
@@ -127,9 +124,9 @@ describe('repository lock', () => {
   })
 
   it('takes over the lock of a killed holder only once, whatever a second taker does meanwhile', async () => {
-    const path = join(dir, 'lock')
+    const path = join(dir(), 'lock')
     // A holder killed with -9: it never released the lock.
-    const dead = startTaker(path, join(dir, 'dead.out'))
+    const dead = startTaker(path, join(dir(), 'dead.out'))
     await until(() => dead.output().includes('acquired'), 'the first holder has the lock', dead.output)
     await kill(dead)
 
@@ -140,7 +137,7 @@ describe('repository lock', () => {
     const logger = hookedLogger((line) => {
       if (!line.includes('taking over the lock') || second) return
       expect(line).toContain(`left by process ${dead.child.pid}`)
-      second = startTaker(path, join(dir, 'second.out'))
+      second = startTaker(path, join(dir(), 'second.out'))
       const deadline = Date.now() + 30_000
       while (!/acquired|waiting for/.test(second.output()) && Date.now() < deadline) sleepSync(20)
     })
@@ -159,8 +156,8 @@ describe('repository lock', () => {
   })
 
   it('holds the lock until the holder ends, however it ends', async () => {
-    const path = join(dir, 'lock')
-    const holder = startTaker(path, join(dir, 'holder.out'))
+    const path = join(dir(), 'lock')
+    const holder = startTaker(path, join(dir(), 'holder.out'))
     await until(() => holder.output().includes('acquired'), 'the holder has the lock', holder.output)
     await expect(acquireLock(path, 'repo', 0, silentLogger())).rejects.toMatchObject({code: 'E_LOCKED'})
     await kill(holder, 'SIGTERM')

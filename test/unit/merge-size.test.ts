@@ -4,16 +4,16 @@
  * upper layers replace, link, white out or hide behind an opaque marker.
  */
 import {createHash} from 'node:crypto'
-import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {silentLogger} from '../../src/log.js'
 import {mergeLayers} from '../../src/unpack/merge.js'
 import {treeBytes} from '../../src/unpack/tree-bytes.js'
 import {buildTar, type TarEntry} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 const data = (n: number, c = 'x') => c.repeat(n)
@@ -54,13 +54,7 @@ const LAYERS: TarEntry[][] = [
   ],
 ]
 
-let dir: string
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-size-'))
-})
-afterAll(async () => {
-  await rm(dir, {recursive: true, force: true})
-})
+const dir = useTempDir('cvmfs-oci-size-', 'all')
 
 describe('the size of a merged root', () => {
 
@@ -68,13 +62,13 @@ describe('the size of a merged root', () => {
     const layers = []
     for (const [i, entries] of LAYERS.slice(0, count).entries()) {
       const tar = await buildTar(entries)
-      const blobPath = join(dir, `layer-${count}-${i}.tar`)
+      const blobPath = join(dir(), `layer-${count}-${i}.tar`)
       await writeFile(blobPath, tar)
       layers.push({blobPath, expect: {digest: sha(tar), size: tar.length, diffId: sha(tar), label: `${i + 1}/${count}`}})
     }
-    const root = join(dir, `root-${count}`)
+    const root = join(dir(), `root-${count}`)
     await mkdir(root)
-    const stats = await mergeLayers({root, workDir: dir, logger: silentLogger(), layers})
+    const stats = await mergeLayers({root, workDir: dir(), logger: silentLogger(), layers})
     expect(stats.treeBytes).toBe(treeBytes(root))
     expect(stats.treeBytes).toBeGreaterThan(0)
   })
@@ -106,21 +100,21 @@ describe('the size of a root merged on a clone of a published root', () => {
 
   async function layer(name: string, entries: TarEntry[], label: string) {
     const tar = await buildTar(entries)
-    const blobPath = join(dir, `${name}.tar`)
+    const blobPath = join(dir(), `${name}.tar`)
     await writeFile(blobPath, tar)
     return {blobPath, expect: {digest: sha(tar), size: tar.length, diffId: sha(tar), label}}
   }
 
   /** Merge `base` alone, then `upper` on a clone of it; the clone's stats and the tree. */
   async function onClone(name: string, base: TarEntry[], upper: TarEntry[][]) {
-    const baseRoot = join(dir, `${name}-base`)
+    const baseRoot = join(dir(), `${name}-base`)
     await mkdir(baseRoot)
-    const baseStats = await mergeLayers({root: baseRoot, workDir: dir, logger: silentLogger(), layers: [await layer(`${name}-0`, base, '1/1')]})
-    const root = join(dir, name)
+    const baseStats = await mergeLayers({root: baseRoot, workDir: dir(), logger: silentLogger(), layers: [await layer(`${name}-0`, base, '1/1')]})
+    const root = join(dir(), name)
     await mkdir(root)
     const layers = []
     for (const [i, entries] of upper.entries()) layers.push(await layer(`${name}-${i + 1}`, entries, `${i + 2}/${upper.length + 1}`))
-    const stats = await mergeLayers({root, workDir: dir, logger: silentLogger(), layers, base: {path: baseRoot, skip: [], bytes: baseStats.treeBytes}})
+    const stats = await mergeLayers({root, workDir: dir(), logger: silentLogger(), layers, base: {path: baseRoot, skip: [], bytes: baseStats.treeBytes}})
     return {stats, root, baseRoot}
   }
 
@@ -146,12 +140,12 @@ describe('the size of a root merged on a clone of a published root', () => {
   })
 
   it('without the base bytes, leaves the size to a walk', async () => {
-    const baseRoot = join(dir, 'unknown-base')
+    const baseRoot = join(dir(), 'unknown-base')
     await mkdir(baseRoot)
-    await mergeLayers({root: baseRoot, workDir: dir, logger: silentLogger(), layers: [await layer('unknown-0', BASE, '1/1')]})
-    const root = join(dir, 'unknown')
+    await mergeLayers({root: baseRoot, workDir: dir(), logger: silentLogger(), layers: [await layer('unknown-0', BASE, '1/1')]})
+    const root = join(dir(), 'unknown')
     await mkdir(root)
-    const stats = await mergeLayers({root, workDir: dir, logger: silentLogger(), layers: [await layer('unknown-1', UPPER[0]!, '2/2')], base: {path: baseRoot, skip: []}})
+    const stats = await mergeLayers({root, workDir: dir(), logger: silentLogger(), layers: [await layer('unknown-1', UPPER[0]!, '2/2')], base: {path: baseRoot, skip: []}})
     expect(stats.treeBytes).toBeUndefined()
   })
 })

@@ -4,28 +4,22 @@
  * set. (The code path is chosen by `isRoot`; the suite itself runs as root.)
  */
 import {createHash} from 'node:crypto'
-import {lstat, mkdir, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdir, readdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Writable} from 'node:stream'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {Logger} from '../../src/log.js'
 import {mergeLayers} from '../../src/unpack/merge.js'
 import {exec} from '../helpers/exec.js'
 import {buildTar, fileCapability} from '../helpers/tar.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
 describe('merge without root', () => {
-  let dir: string
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cvmfs-oci-unpriv-'))
-  })
-  afterAll(async () => {
-    await rm(dir, {recursive: true, force: true})
-  })
+  const dir = useTempDir('cvmfs-oci-unpriv-', 'all')
 
   it('skips devices and FIFOs with a warning naming them, keeps user.* xattrs only', async () => {
     const tar = await buildTar([
@@ -37,15 +31,15 @@ describe('merge without root', () => {
       {name: 'bin/', type: 'directory'},
       {name: 'bin/ping', content: 'x', mode: 0o4755, uid: 1234, gid: 1234, xattrs: {'security.capability': fileCapability(['cap_net_raw']), 'user.kept': Buffer.from('yes')}},
     ])
-    const blob = join(dir, 'layer.tar')
+    const blob = join(dir(), 'layer.tar')
     await writeFile(blob, tar)
-    const root = join(dir, 'root')
+    const root = join(dir(), 'root')
     await mkdir(root)
     let log = ''
     const logger = new Logger({stream: new Writable({write: (c, _e, cb) => ((log += String(c)), cb())}), level: 'info'})
     const stats = await mergeLayers({
       root,
-      workDir: dir,
+      workDir: dir(),
       logger,
       isRoot: false,
       layers: [{blobPath: blob, expect: {digest: sha(tar), size: tar.length, diffId: sha(tar), label: '1/1'}}],

@@ -3,26 +3,20 @@
  * roots shaped as DUCC and images shape them. The list itself was measured with the real
  * podman (see the module's comment); test/e2e/resolve-mount-points.test.ts runs podman.
  */
-import {mkdir, mkdtemp, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, rm, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {addMountPoints, missingForReadOnlyPodman} from '../../src/layout/mount-points.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
-let top: string
+const top = useTempDir('cvmfs-oci-mount-points-', 'all')
 let counter = 0
-beforeAll(async () => {
-  top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-mount-points-'))
-})
-afterAll(async () => {
-  await rm(top, {recursive: true, force: true})
-})
 
 /** A flat root as DUCC 2.12 leaves it: its mount-point directories, empty hosts and resolv.conf, nothing else. */
 async function duccShapedRoot(): Promise<string> {
-  const root = join(top, `root${counter++}`)
+  const root = join(top(), `root${counter++}`)
   for (const dir of ['bin', 'dev', 'proc', 'sys', 'tmp', 'var/tmp', 'home', 'root', 'etc']) await mkdir(join(root, dir), {recursive: true})
   await writeFile(join(root, 'etc/hosts'), '')
   await writeFile(join(root, 'etc/resolv.conf'), '')
@@ -38,7 +32,7 @@ describe('missingForReadOnlyPodman', () => {
   })
 
   it('names everything for an empty root, and a wrong kind as missing', async () => {
-    const root = join(top, `root${counter++}`)
+    const root = join(top(), `root${counter++}`)
     await mkdir(root)
     expect(await missingForReadOnlyPodman(root)).toEqual(['dev', 'proc', 'sys', 'run', 'etc', 'etc/hosts', 'etc/resolv.conf', 'etc/hostname', 'etc/mtab', 'run/.containerenv'])
     await addMountPoints(root)

@@ -4,11 +4,10 @@
  * targets DUCC writes, the alias links for the names CVMFS clients give CVMFS_ARCH
  * (`uname -m`), and the wish-list key. test/e2e/multiarch*.test.ts publishes real indexes.
  */
-import {lstat, mkdir, mkdtemp, readdir, readlink, rm, symlink} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdir, readdir, readlink, rm, symlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {NotFoundError, UsageError} from '../../src/errors.js'
 import {ARCH_ALIASES, archDirCandidates} from '../../src/layout/arch-names.js'
@@ -17,6 +16,7 @@ import {flatRootRel, multiarchLinkTarget, variantLinkTarget} from '../../src/lay
 import type {Descriptor, ImageIndex} from '../../src/oci/documents.js'
 import {choosePlatforms, multiarchDir, parsePlatformRequest} from '../../src/oci/platform.js'
 import {parseWishlist} from '../../src/sync/wishlist.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 function entry(platform: string, extra: Partial<Descriptor> = {}): Descriptor {
@@ -121,13 +121,7 @@ describe('architecture names', () => {
 })
 
 describe('syncArchAliases', () => {
-  let top: string
-  beforeAll(async () => {
-    top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-aliases-'))
-  })
-  afterAll(async () => {
-    await rm(top, {recursive: true, force: true})
-  })
+  const top = useTempDir('cvmfs-oci-aliases-', 'all')
   const links = async (dir: string) => {
     const out: Record<string, string> = {}
     for (const name of (await readdir(dir)).sort()) {
@@ -137,14 +131,14 @@ describe('syncArchAliases', () => {
   }
 
   it('links every alias whose candidate is a real directory, relatively, and no other', async () => {
-    const dir = join(top, 'a')
+    const dir = join(top(), 'a')
     for (const arch of ['amd64', 'arm64:v8', '386']) await mkdir(join(dir, arch), {recursive: true})
     await syncArchAliases(dir)
     expect(await links(dir)).toEqual({aarch64: 'arm64:v8', arm64: 'arm64:v8', i386: '386', i686: '386', x86_64: 'amd64', 'x86-64': 'amd64'})
   })
 
   it('prefers a real arm64 for aarch64, never replaces a real directory, and drops aliases whose target went', async () => {
-    const dir = join(top, 'b')
+    const dir = join(top(), 'b')
     await mkdir(join(dir, 'arm64'), {recursive: true})
     await mkdir(join(dir, 'amd64'), {recursive: true})
     await symlink('gone', join(dir, 'i386'))
@@ -157,8 +151,8 @@ describe('syncArchAliases', () => {
   })
 
   it('leaves a missing directory missing', async () => {
-    await syncArchAliases(join(top, 'none'))
-    await expect(lstat(join(top, 'none'))).rejects.toThrow()
+    await syncArchAliases(join(top(), 'none'))
+    await expect(lstat(join(top(), 'none'))).rejects.toThrow()
   })
 })
 

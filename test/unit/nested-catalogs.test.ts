@@ -9,9 +9,10 @@ import {closeSync, existsSync, mkdirSync, openSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {addNestedCatalogs, countTree, cutCatalogs, MIN_CATALOG_WEIGHT, writeRootMarker, type DirCounts} from '../../src/layout/nested-catalogs.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 /** A directory with `others` non-directory entries and these subdirectories. */
 function dir(others: number, dirs: Record<string, DirCounts> = {}, marked = false): DirCounts {
@@ -81,13 +82,7 @@ describe('cutCatalogs', () => {
 })
 
 describe('on a real tree', () => {
-  let work: string
-  beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'cvmfs-oci-nested-'))
-  })
-  afterAll(async () => {
-    await rm(work, {recursive: true, force: true})
-  })
+  const work = useTempDir('cvmfs-oci-nested-', 'all')
 
   /** `n` empty files in `dirPath` (synchronous calls: a tenth of the time of awaited ones here). */
   function files(dirPath: string, n: number): void {
@@ -96,7 +91,7 @@ describe('on a real tree', () => {
   }
 
   it('counts with one readdir per directory, writes the markers, keeps the directories’ mtimes, and reports them as added', async () => {
-    const root = join(work, 'tree')
+    const root = join(work(), 'tree')
     files(join(root, 'usr/lib/big'), 1100)
     files(join(root, 'usr/lib/small'), 10)
     await symlink('big', join(root, 'usr/lib/link'))
@@ -123,22 +118,22 @@ describe('on a real tree', () => {
     ['symlink', (path: string) => symlink('/etc/passwd', path)],
     ['directory', (path: string) => mkdir(path)],
   ])('refuses an image with a %s named .cvmfscatalog (CernVM-FS cannot publish it), naming it', async (kind, make) => {
-    const root = join(work, `refuse-${kind}`)
+    const root = join(work(), `refuse-${kind}`)
     files(join(root, 'usr/bin'), 2)
     await make(join(root, 'usr/bin/.cvmfscatalog'))
     expect(() => countTree(root)).toThrow(expect.objectContaining({code: 'E_CATALOG_MARKER', message: expect.stringContaining(`${kind} named usr/bin/.cvmfscatalog`)}))
   })
 
   it('writes the root marker, never through a symlink the image put there', async () => {
-    const victim = join(work, 'victim')
+    const victim = join(work(), 'victim')
     await writeFile(victim, 'precious\n')
-    const hostile = join(work, 'hostile-root')
+    const hostile = join(work(), 'hostile-root')
     await mkdir(hostile)
     await symlink(victim, join(hostile, '.cvmfscatalog'))
     await expect(writeRootMarker(hostile)).rejects.toMatchObject({code: 'E_CATALOG_MARKER'})
     expect(await readFile(victim, 'utf8')).toBe('precious\n')
 
-    const plain = join(work, 'plain-root')
+    const plain = join(work(), 'plain-root')
     await mkdir(plain)
     await writeRootMarker(plain)
     expect((await lstat(join(plain, '.cvmfscatalog'))).isFile()).toBe(true)

@@ -3,16 +3,16 @@
  * byte, is idempotent, and says what is wrong with a file it cannot edit.
  * test/e2e/podman-store.test.ts shows podman reading the result.
  */
-import {chmod, lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {chmod, lstat, mkdir, readFile, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {parse} from '@decimalturn/toml-patch'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {CvmfsOciError} from '../../src/errors.js'
 import {silentLogger} from '../../src/log.js'
 import {addImageStores, configurePodman, defaultStorageConf, storePaths, storeSnippet} from '../../src/podman-store/configure.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 /** A storage.conf as distributions ship it: comments everywhere, options and sub-tables. */
 const COMMENTED_CONF = `# This file is the configuration file for all tools
@@ -129,40 +129,36 @@ describe('which file and which store', () => {
 })
 
 describe('configurePodman', () => {
-  let top: string
+  const top = useTempDir('cvmfs-oci-configure-', 'all')
   beforeAll(async () => {
-    top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-configure-'))
-    await mkdir(join(top, 'repo', 'podmanStore'), {recursive: true})
-  })
-  afterAll(async () => {
-    await rm(top, {recursive: true, force: true})
+    await mkdir(join(top(), 'repo', 'podmanStore'), {recursive: true})
   })
 
   it('edits the file through a symlink, keeps its mode, and creates a missing one', async () => {
-    const real = join(top, 'real.conf')
+    const real = join(top(), 'real.conf')
     await writeFile(real, COMMENTED_CONF)
     await chmod(real, 0o600)
-    await symlink(real, join(top, 'link.conf'))
-    const result = await configurePodman({storageConf: join(top, 'link.conf'), roots: [join(top, 'repo')], logger: silentLogger()})
-    expect(result).toMatchObject({storageConf: real, added: [join(top, 'repo/podmanStore')], changed: true, created: false})
-    expect((await lstat(join(top, 'link.conf'))).isSymbolicLink()).toBe(true)
+    await symlink(real, join(top(), 'link.conf'))
+    const result = await configurePodman({storageConf: join(top(), 'link.conf'), roots: [join(top(), 'repo')], logger: silentLogger()})
+    expect(result).toMatchObject({storageConf: real, added: [join(top(), 'repo/podmanStore')], changed: true, created: false})
+    expect((await lstat(join(top(), 'link.conf'))).isSymbolicLink()).toBe(true)
     expect((await lstat(real)).mode & 0o777).toBe(0o600)
-    expect(await readFile(real, 'utf8')).toContain(join(top, 'repo/podmanStore'))
-    const again = await configurePodman({storageConf: real, roots: [join(top, 'repo')], logger: silentLogger()})
+    expect(await readFile(real, 'utf8')).toContain(join(top(), 'repo/podmanStore'))
+    const again = await configurePodman({storageConf: real, roots: [join(top(), 'repo')], logger: silentLogger()})
     expect(again).toMatchObject({changed: false, added: []})
 
-    const fresh = join(top, 'sub', 'new.conf')
-    expect(await configurePodman({storageConf: fresh, roots: [join(top, 'repo')], logger: silentLogger()})).toMatchObject({created: true, changed: true})
-    expect(parse(await readFile(fresh, 'utf8')).storage).toEqual({driver: 'overlay', options: {additionalimagestores: [join(top, 'repo/podmanStore')]}})
+    const fresh = join(top(), 'sub', 'new.conf')
+    expect(await configurePodman({storageConf: fresh, roots: [join(top(), 'repo')], logger: silentLogger()})).toMatchObject({created: true, changed: true})
+    expect(parse(await readFile(fresh, 'utf8')).storage).toEqual({driver: 'overlay', options: {additionalimagestores: [join(top(), 'repo/podmanStore')]}})
   })
 
   it('with print touches no file, and warns about a store that is not there', async () => {
     const warnings: string[] = []
     const logger = silentLogger()
     logger.warn = (message: string) => void warnings.push(message)
-    const result = await configurePodman({storageConf: join(top, 'untouched.conf'), repos: ['missing.example.org'], print: true, logger})
+    const result = await configurePodman({storageConf: join(top(), 'untouched.conf'), repos: ['missing.example.org'], print: true, logger})
     expect(result.snippet).toBe(storeSnippet(['/cvmfs/missing.example.org/podmanStore']))
-    await expect(lstat(join(top, 'untouched.conf'))).rejects.toThrow()
+    await expect(lstat(join(top(), 'untouched.conf'))).rejects.toThrow()
     expect(warnings.join('\n')).toContain('podman refuses to start')
   })
 })

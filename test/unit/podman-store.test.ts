@@ -5,11 +5,10 @@
  * writers kept. test/e2e/podman-store*.test.ts shows real podman reading it.
  */
 import {createHash} from 'node:crypto'
-import {lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {CvmfsOciError} from '../../src/errors.js'
 import {blobRel, flatRootRel} from '../../src/layout/paths.js'
@@ -31,6 +30,7 @@ import {
   shortLinkId,
 } from '../../src/podman-store/paths.js'
 import {updatePodmanStore} from '../../src/podman-store/store.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const sha = (text: string) => createHash('sha256').update(text).digest('hex')
 const digest = (c: string) => `sha256:${c.repeat(64)}`
@@ -183,18 +183,12 @@ describe('applyChange', () => {
 })
 
 describe('updatePodmanStore on disk', () => {
-  let top: string
+  const top = useTempDir('cvmfs-oci-store-', 'all')
   let counter = 0
-  beforeAll(async () => {
-    top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-store-'))
-  })
-  afterAll(async () => {
-    await rm(top, {recursive: true, force: true})
-  })
 
   /** A repository with flat roots and the blobs publish keeps, and the records of its names. */
   async function repository(): Promise<{root: string; record: (name: string, config: 'a' | 'b', manifest?: string) => Promise<ImageRecord>}> {
-    const root = join(top, `repo${counter++}`)
+    const root = join(top(), `repo${counter++}`)
     const bytes: Record<string, Buffer> = {}
     for (const c of ['a', 'b']) {
       const config = Buffer.from(JSON.stringify({architecture: 'amd64', os: 'linux', n: c, rootfs: {type: 'layers', diff_ids: []}}))
@@ -436,13 +430,7 @@ describe('applyChange with multi-platform names: one image list per architecture
 })
 
 describe('updatePodmanStore with multi-platform names, on disk', () => {
-  let top: string
-  beforeAll(async () => {
-    top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-store-multi-'))
-  })
-  afterAll(async () => {
-    await rm(top, {recursive: true, force: true})
-  })
+  const top = useTempDir('cvmfs-oci-store-multi-', 'all')
 
   async function repository(root: string) {
     const records: Record<string, ImageRecord> = {}
@@ -464,7 +452,7 @@ describe('updatePodmanStore with multi-platform names, on disk', () => {
   const IMAGES_DIR_ABS = (root: string) => join(root, PODMAN_STORE_DIR, 'overlay-images')
 
   it('makes images.json a variant link to per-architecture lists, with alias links and a default for plain file systems', async () => {
-    const root = join(top, 'r1')
+    const root = join(top(), 'r1')
     const records = await repository(root)
     await updatePodmanStore(root, {add: [records.amd64!, records['arm64:v8']!], defaultArch: 'amd64'}, silentLogger())
     const dir = IMAGES_DIR_ABS(root)

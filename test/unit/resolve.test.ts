@@ -1,14 +1,14 @@
-import {mkdir, mkdtemp, realpath, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, realpath, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {CvmfsOciError, NotFoundError, UsageError, UserError} from '../../src/errors.js'
 import {expandVariantLink, resolvePublicLink} from '../../src/layout/link.js'
 import {relativeLinkTarget, flatRootRel} from '../../src/layout/paths.js'
 import {hostArch, resolveImage} from '../../src/layout/resolve.js'
 import {DEFAULT_ROOT, searchRoots} from '../../src/layout/roots.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`
 const AMD = digest('a')
@@ -16,19 +16,12 @@ const ARM = digest('b')
 const OTHER = digest('c')
 const MANIFEST = digest('d')
 
-let top: string
-
-beforeAll(async () => {
-  top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-resolve-'))
-})
-afterAll(async () => {
-  await rm(top, {recursive: true, force: true})
-})
+const top = useTempDir('cvmfs-oci-resolve-', 'all')
 
 let counter = 0
 /** A fresh repository root with flat roots for AMD, ARM and OTHER. */
 async function makeRoot(): Promise<string> {
-  const root = join(top, `repo${counter++}`)
+  const root = join(top(), `repo${counter++}`)
   for (const d of [AMD, ARM, OTHER]) await mkdir(join(root, flatRootRel(d), 'etc'), {recursive: true})
   return root
 }
@@ -106,7 +99,7 @@ describe('resolveImage', () => {
   it('returns a real path when the root is reached through a symlink', async () => {
     const root = await makeRoot()
     await publish(root, 'quay.io/a/b:1', AMD)
-    const alias = join(top, `alias${counter++}`)
+    const alias = join(top(), `alias${counter++}`)
     await symlink(root, alias)
     const got = await resolveImage('quay.io/a/b:1', {roots: [alias], env})
     expect(got.path).toBe(await flat(root, AMD))
@@ -301,7 +294,7 @@ describe('resolveImage', () => {
       await mkdir(join(other, flatRootRel(`sha256:9c${'4'.repeat(62)}`)), {recursive: true})
       expect((await failure(resolveImage('9c', {roots: [root, other], env}))).code).toBe('E_AMBIGUOUS_ID')
       await mkdir(join(other, flatRootRel(ID1)), {recursive: true})
-      expect(await resolveImage(hex(ID1).slice(0, 12), {roots: [join(top, 'missing'), root, other], env})).toMatchObject({root, path: await flat(root, ID1)})
+      expect(await resolveImage(hex(ID1).slice(0, 12), {roots: [join(top(), 'missing'), root, other], env})).toMatchObject({root, path: await flat(root, ID1)})
       expect(await resolveImage(hex(ID1).slice(0, 12), {roots: [other, root], env})).toMatchObject({root: other, path: await flat(other, ID1)})
     })
 
@@ -331,7 +324,7 @@ describe('resolveImage', () => {
     it('names the reference, every root (missing ones marked) and the existing tags', async () => {
       const a = await makeRoot()
       const b = await makeRoot()
-      const missing = join(top, 'does-not-exist')
+      const missing = join(top(), 'does-not-exist')
       await publish(a, 'registry.hub.docker.com/library/ubuntu:20.04', AMD)
       await publish(b, 'registry.hub.docker.com/library/ubuntu:24.04', ARM)
       await publish(b, `registry.hub.docker.com/library/ubuntu:${MANIFEST}`, ARM)
@@ -376,7 +369,7 @@ describe('resolveImage', () => {
       const b = await makeRoot()
       await link(a, 'quay.io/gone:1', '../.flat/ff/ffff')
       await publish(b, 'quay.io/gone:1', ARM)
-      expect(await resolveImage('quay.io/gone:1', {roots: [join(top, 'missing'), a, b], env})).toMatchObject({root: b, path: await flat(b, ARM)})
+      expect(await resolveImage('quay.io/gone:1', {roots: [join(top(), 'missing'), a, b], env})).toMatchObject({root: b, path: await flat(b, ARM)})
     })
 
     it('refuses a link to a file', async () => {
@@ -411,17 +404,17 @@ describe('resolveImage', () => {
 })
 
 describe('searchRoots', () => {
-  const noConfig = () => join(top, 'no-config.json')
+  const noConfig = () => join(top(), 'no-config.json')
 
   it('orders flags, config, CVMFS_OCI_ROOTS, then the default, without duplicates', async () => {
-    const config = join(top, 'config.json')
+    const config = join(top(), 'config.json')
     await writeFile(config, JSON.stringify({roots: ['/from/config', '/flag/a']}))
     const roots = searchRoots({flagRoots: ['/flag/a', '/flag/b/'], configPath: config, env: {CVMFS_OCI_ROOTS: ':/env/a::/from/config:/env/b:'}})
     expect(roots).toEqual(['/flag/a', '/flag/b', '/from/config', '/env/a', '/env/b', DEFAULT_ROOT])
   })
 
   it('reads the config named by CVMFS_OCI_CONFIG; a missing file is fine', async () => {
-    const config = join(top, 'env-config.json')
+    const config = join(top(), 'env-config.json')
     await writeFile(config, JSON.stringify({$schema: 'x', roots: ['/c']}))
     expect(searchRoots({env: {CVMFS_OCI_CONFIG: config}})).toEqual(['/c', DEFAULT_ROOT])
     expect(searchRoots({env: {CVMFS_OCI_CONFIG: noConfig()}})).toEqual([DEFAULT_ROOT])
@@ -429,14 +422,14 @@ describe('searchRoots', () => {
   })
 
   it('rejects a config that is not JSON, naming the file', async () => {
-    const config = join(top, 'broken.json')
+    const config = join(top(), 'broken.json')
     await writeFile(config, '{"roots": [')
     expect(() => searchRoots({configPath: config, env: {}})).toThrow(UserError)
     expect(() => searchRoots({configPath: config, env: {}})).toThrow(expect.objectContaining({code: 'E_BAD_CONFIG', message: expect.stringContaining(config)}))
   })
 
   it('rejects a config that breaks the schema, naming each JSON pointer', async () => {
-    const config = join(top, 'invalid.json')
+    const config = join(top(), 'invalid.json')
     await writeFile(config, JSON.stringify({roots: ['/ok', 'relative', 7], extra: true}))
     let error: UserError | undefined
     try {
@@ -452,7 +445,7 @@ describe('searchRoots', () => {
   })
 
   it('rejects a config that cannot be read', async () => {
-    const dir = join(top, 'config-dir')
+    const dir = join(top(), 'config-dir')
     await mkdir(dir, {recursive: true})
     expect(() => searchRoots({configPath: dir, env: {}})).toThrow(expect.objectContaining({code: 'E_BAD_CONFIG'}))
   })

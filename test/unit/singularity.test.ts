@@ -4,16 +4,16 @@
  * container may have (dash, bash, busybox ash); test/e2e/apptainer.test.ts runs them with
  * the real apptainer, whose own shell interpreter sources the env scripts.
  */
-import {lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {lstat, mkdir, readFile, readlink, symlink, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 
 import {parseSingularityEnv} from '../../src/hook/image-config.js'
 import {addSingularityFiles, envScript, parseEnvScript, runscript} from '../../src/layout/singularity.js'
 import {NASTY_ENV} from '../helpers/apptainer.js'
 import {exec} from '../helpers/exec.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 import {requireTools} from '../helpers/tools.js'
 
 /** The shells a container may source the scripts with: Debian's /bin/sh, bash, busybox's ash. */
@@ -25,18 +25,14 @@ const SHELLS: [string, string[]][] = [
 
 const NASTY = NASTY_ENV
 
-let top: string
+const top = useTempDir('cvmfs-oci-singularity-', 'all')
 let counter = 0
 beforeAll(async () => {
   requireTools('dash', 'bash', 'busybox')
-  top = await mkdtemp(join(tmpdir(), 'cvmfs-oci-singularity-'))
-})
-afterAll(async () => {
-  await rm(top, {recursive: true, force: true})
 })
 
 async function scriptFile(text: string): Promise<string> {
-  const path = join(top, `script${counter++}.sh`)
+  const path = join(top(), `script${counter++}.sh`)
   await writeFile(path, text)
   return path
 }
@@ -174,7 +170,7 @@ describe('addSingularityFiles', () => {
   ]
 
   it('writes the env scripts, an executable runscript, the labels and libs/ into a root without them', async () => {
-    const root = join(top, `root${counter++}`)
+    const root = join(top(), `root${counter++}`)
     await mkdir(root)
     expect(await addSingularityFiles(root, config)).toEqual(ours)
     expect(await readFile(join(root, '.singularity.d/env/10-docker2singularity.sh'), 'utf8')).toBe(envScript(config.Env))
@@ -187,7 +183,7 @@ describe('addSingularityFiles', () => {
   })
 
   it("keeps the image's own files and adds only what is missing", async () => {
-    const root = join(top, `root${counter++}`)
+    const root = join(top(), `root${counter++}`)
     await mkdir(join(root, '.singularity.d/env'), {recursive: true})
     await writeFile(join(root, '.singularity.d/runscript'), '#!/bin/sh\necho mine\n', {mode: 0o755})
     await writeFile(join(root, '.singularity.d/env/10-docker2singularity.sh'), 'export MINE=1\n')
@@ -197,19 +193,19 @@ describe('addSingularityFiles', () => {
   })
 
   it('writes nothing through a symlink or below a file the image put there', async () => {
-    const linked = join(top, `root${counter++}`)
+    const linked = join(top(), `root${counter++}`)
     await mkdir(join(linked, 'elsewhere'), {recursive: true})
     await symlink('elsewhere', join(linked, '.singularity.d'))
     expect(await addSingularityFiles(linked, config)).toEqual([])
     expect(await readlink(join(linked, '.singularity.d'))).toBe('elsewhere')
-    const file = join(top, `root${counter++}`)
+    const file = join(top(), `root${counter++}`)
     await mkdir(file)
     await writeFile(join(file, '.singularity.d'), 'not a directory')
     expect(await addSingularityFiles(file, config)).toEqual([])
   })
 
   it('writes labels.json as an empty object for an image without labels', async () => {
-    const root = join(top, `root${counter++}`)
+    const root = join(top(), `root${counter++}`)
     await mkdir(root)
     await addSingularityFiles(root, {})
     expect(JSON.parse(await readFile(join(root, '.singularity.d/labels.json'), 'utf8'))).toEqual({})
