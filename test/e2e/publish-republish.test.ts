@@ -118,7 +118,7 @@ describe('republish on a published base', () => {
   })
 
   it("asks for a new name's config beside its manifest, once; for a name published before, only after it", async () => {
-    const repo = join(work, 'repo-requests')
+    const repo = join(work(), 'repo-requests')
     const debug = async (args: string[]) => {
       const before = (await registry.settledOutput()).length
       const result = await cli(['publish', '--root', repo, '--tls-verify=false', '--debug', ...args])

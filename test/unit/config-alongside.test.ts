@@ -3,16 +3,16 @@
  * directory repository would ask for it alone, for a registry image, one platform, and
  * a name not published yet; and used only when its digest is the manifest's.
  */
-import {mkdir, mkdtemp, rm, symlink} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {mkdir, symlink} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {parseSource} from '../../src/fetch/source.js'
 import {sha256Digest} from '../../src/oci/digest.js'
 import type {ImageManifest} from '../../src/oci/documents.js'
 import {configAlongside, configOf, type Inspection} from '../../src/publish/publish-image.js'
+import {useTempDir} from '../helpers/temp-dir.js'
 
 const manifestOf = (config: Buffer): ImageManifest =>
   ({
@@ -50,31 +50,25 @@ describe('configOf', () => {
 })
 
 describe('configAlongside', () => {
-  let root: string
-  beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'cvmfs-oci-alongside-'))
-  })
-  afterEach(async () => {
-    await rm(root, {recursive: true, force: true})
-  })
+  const dir = useTempDir('cvmfs-oci-alongside-')
   const source = parseSource('registry.example.org/sci/app:1')
 
   it('asks beside the manifest for a registry image not published yet, into a directory', async () => {
-    expect(await configAlongside(root, source, {directory: true})).toBe(true)
+    expect(await configAlongside(dir(), source, {directory: true})).toBe(true)
   })
 
   it('asks only after the manifest for a name that is published (it may be unchanged)', async () => {
-    const link = join(root, source.name)
+    const link = join(dir(), source.name)
     await mkdir(dirname(link), {recursive: true})
     // A link whose target is gone still names a published image.
     await symlink('../../.flat/00/gone', link)
-    expect(await configAlongside(root, source, {directory: true})).toBe(false)
+    expect(await configAlongside(dir(), source, {directory: true})).toBe(false)
   })
 
   it('does not ask beside the manifest into CVMFS, in a dry run, for several platforms, or from a local layout', async () => {
-    expect(await configAlongside(root, source, {directory: false})).toBe(false)
-    expect(await configAlongside(root, source, {directory: true, dryRun: true})).toBe(false)
-    expect(await configAlongside(root, source, {directory: true, platforms: {all: true}})).toBe(false)
-    expect(await configAlongside(root, parseSource('oci:/tmp/layout:1', 'registry.example.org/sci/app:1'), {directory: true})).toBe(false)
+    expect(await configAlongside(dir(), source, {directory: false})).toBe(false)
+    expect(await configAlongside(dir(), source, {directory: true, dryRun: true})).toBe(false)
+    expect(await configAlongside(dir(), source, {directory: true, platforms: {all: true}})).toBe(false)
+    expect(await configAlongside(dir(), parseSource('oci:/tmp/layout:1', 'registry.example.org/sci/app:1'), {directory: true})).toBe(false)
   })
 })
