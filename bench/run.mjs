@@ -255,12 +255,14 @@ async function realCvmfs() {
         const t0 = Date.now()
         log(`\n== 6. publish into a real repository: cvmfs-oci --repo vs cvmfs_ducc convert-single-image, ${image.label} (median [min–max] of ${image.reps}, interleaved, a fresh repository each)`)
         const keepLast = sections.has('coldstart') && image === coldImage
-        const r = (results.sections.cvmfs[image.key] = await publishVsDucc({kit, ref: image.ref, work, cli: CLI, reps: image.reps, keepLast}))
+        const layers = layoutLayers(image.layout, image.tag)
+        const r = (results.sections.cvmfs[image.key] = await publishVsDucc({kit, ref: image.ref, layers, work, cli: CLI, reps: image.reps, keepLast}))
         if (r.kept) kept = r.kept
         for (const [label, v] of [['cvmfs-oci', r.ours], ['DUCC     ', r.ducc]]) {
           log(`  ${label}   wall ${fmt(v.wall)}  cpu ${fmt(v.cpu)}  peak RSS ${v.ownRssMiB.median.toFixed(0)} MiB (largest process of its tree ${v.rssMiB.median.toFixed(0)} MiB)  revisions ${v.revisions.median} (${callLine(v.calls)})`)
         }
-        log(`  ratio cvmfs-oci / DUCC: ${r.ratio.toFixed(2)} (target ≤ 0.3)`)
+        log(`  floor       wall ${fmt(r.floor.wall)}: tar -xzf of each layer into the union mount ${r.floor.phases.unpack?.median.toFixed(1)} s, cvmfs_server publish ${r.floor.phases.publish?.median.toFixed(1)} s (CPU ${r.floor.phases.publishCpu?.median.toFixed(1)} s); no download, no checks`)
+        log(`  ratio cvmfs-oci / DUCC: ${r.ratio.toFixed(2)} (target ≤ 0.3); floor / DUCC: ${r.floorRatio.toFixed(2)}`)
         log(`  cvmfs-oci's time (s, medians): ${phaseLine(r.ours.phases, ['startup', 'checks', 'fetch', 'transaction', 'merge', 'publish', 'exit'])}; of the checks, cvmfs_server list ${r.ours.phases.list?.median.toFixed(1) ?? '?'}; CPU of cvmfs_server publish ${r.ours.phases.publishCpu?.median.toFixed(1) ?? '?'}`)
         log(`  DUCC's time (s, medians): inside cvmfs_server ${phaseLine(r.ducc.phases, ['transaction', 'transaction -T', 'publish', 'ingest', 'list'])}; its own work ${r.ducc.phases.own?.median.toFixed(1)}; CPU of its publishes and ingests ${r.ducc.phases.publishCpu?.median.toFixed(1) ?? '?'}`)
         log(`  (this part of the section took ${((Date.now() - t0) / 1000).toFixed(0)} s, repositories made and removed included)`)

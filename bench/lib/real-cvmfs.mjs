@@ -80,10 +80,23 @@ function countCalls(calls) {
 }
 
 /**
- * One publish of `ref` by `tool` ('cvmfs-oci' or 'ducc') into a fresh repository.
+ * The floor's time: GNU tar of the layers into the union mount (no whiteouts, no checks,
+ * no download), then the one `cvmfs_server publish` — what any tool that writes the image
+ * through a transaction pays at least.
+ */
+function floorPhases(run, calls) {
+  const txn = calls.find((c) => c.verb === 'transaction')
+  const pub = calls.find((c) => c.verb === 'publish')
+  if (!txn || !pub) return undefined
+  return {transaction: txn.end - txn.start, unpack: pub.start - txn.end, publish: pub.end - pub.start, publishCpu: pub.cpu}
+}
+
+/**
+ * One publish of `ref` by `tool` ('cvmfs-oci', 'ducc', or 'floor': `layers`, the image's
+ * layer blobs, untarred into a transaction) into a fresh repository.
  * `keep` leaves the repository in place (the caller stops it).
  */
-async function publishOnce({kit, tool, ref, work, cli, keep}) {
+async function publishOnce({kit, tool, ref, layers, work, cli, keep}) {
   const name = kit.start()
   const dir = join(work, name)
   mkdirSync(dir, {recursive: true})
@@ -94,9 +107,13 @@ async function publishOnce({kit, tool, ref, work, cli, keep}) {
     const config = join(dir, 'config.json')
     writeFileSync(config, JSON.stringify({stateDir: join(dir, 'state')}))
     argv = [process.execPath, cli, 'publish', '--debug', '--timestamps', '--repo', name, '--config', config, '--tls-verify=false', '--tmpdir', dir, ref]
-  } else {
+  } else if (tool === 'ducc') {
     mkdirSync(join(dir, 'tmp'))
     argv = ['cvmfs_ducc', '-t', join(dir, 'tmp'), 'convert-single-image', `http://${ref}`, name]
+  } else {
+    const into = `/cvmfs/${name}/floor`
+    const untar = layers.map((layer) => `tar -xzf '${layer}' -C ${into}`).join(' && ')
+    argv = ['sh', '-c', `cvmfs_server transaction ${name} >/dev/null && mkdir ${into} && ${untar} && cvmfs_server publish ${name} >/dev/null`]
   }
   let ok = false
   try {
@@ -114,7 +131,7 @@ async function publishOnce({kit, tool, ref, work, cli, keep}) {
       ownRssMiB: run.ownRssMiB,
       revisions: kit.revision(name) - before,
       calls: countCalls(calls),
-      phases: tool === 'cvmfs-oci' ? oursPhases(run, calls) : duccPhases(run, calls),
+      phases: tool === 'cvmfs-oci' ? oursPhases(run, calls) : tool === 'ducc' ? duccPhases(run, calls) : floorPhases(run, calls),
     }
   } finally {
     rmSync(dir, {recursive: true, force: true})
@@ -135,16 +152,17 @@ function summaries(objects) {
 }
 
 /**
- * cvmfs-oci against DUCC on one image, `reps` rounds (cvmfs-oci, DUCC, cvmfs-oci, …).
+ * cvmfs-oci against DUCC on one image, `reps` rounds (cvmfs-oci, DUCC, the floor,
+ * cvmfs-oci, …); the floor untars `layers` (the image's layer blobs) into a transaction.
  * With `keepLast`, the last cvmfs-oci repository stays (its name in `kept`).
  */
-export async function publishVsDucc({kit, ref, work, cli, reps, keepLast}) {
-  const runs = {'cvmfs-oci': [], ducc: []}
+export async function publishVsDucc({kit, ref, layers, work, cli, reps, keepLast}) {
+  const runs = {'cvmfs-oci': [], ducc: [], floor: []}
   let kept
   for (let i = 0; i < reps; i++) {
-    for (const tool of ['cvmfs-oci', 'ducc']) {
+    for (const tool of ['cvmfs-oci', 'ducc', 'floor']) {
       const keep = keepLast && tool === 'cvmfs-oci' && i === reps - 1
-      const run = await publishOnce({kit, tool, ref, work, cli, keep})
+      const run = await publishOnce({kit, tool, ref, layers, work, cli, keep})
       if (keep) kept = run.name
       runs[tool].push(run)
     }
@@ -157,7 +175,8 @@ export async function publishVsDucc({kit, ref, work, cli, reps, keepLast}) {
   })
   const ours = sum(runs['cvmfs-oci'])
   const ducc = sum(runs.ducc)
-  return {ours, ducc, ratio: ours.wall.median / ducc.wall.median, kept}
+  const floor = sum(runs.floor)
+  return {ours, ducc, floor, ratio: ours.wall.median / ducc.wall.median, floorRatio: floor.wall.median / ducc.wall.median, kept}
 }
 
 /**
