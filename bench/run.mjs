@@ -33,7 +33,7 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import {cpus, totalmem, release, tmpdir} from 'node:os'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {dirname, join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
@@ -134,10 +134,10 @@ async function publishComparison(image, dir) {
   const flat = join(dir, 'tarfloor')
   const umocis = ['sh', '-c', `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${oci}:v1 && umoci unpack --image ${oci}:v1 ${bundle} >/dev/null`]
   // The floor: the same download, then GNU tar of each layer in order (no whiteouts, no checks).
-  const floorScript = `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${oci}:v1 && mkdir -p ${flat} && for l in $(node -e '
-    const fs=require("fs"),o=process.argv[1];const i=JSON.parse(fs.readFileSync(o+"/index.json"));
-    const m=JSON.parse(fs.readFileSync(o+"/blobs/sha256/"+i.manifests[0].digest.slice(7)));
-    console.log(m.layers.map(l=>o+"/blobs/sha256/"+l.digest.slice(7)).join(" "))' ${oci}); do tar -xzf $l -C ${flat}; done`
+  // The layers' paths in the copy are known before the clock starts: the blobs are those of
+  // the image's own layout (the same digests).
+  const layers = layoutLayers(image.layout, 'v1').map((blob) => join(oci, 'blobs', 'sha256', basename(blob)))
+  const floorScript = `skopeo copy --quiet --src-tls-verify=false docker://${ref} oci:${oci}:v1 && mkdir -p ${flat} && for l in ${layers.join(' ')}; do tar -xzf $l -C ${flat}; done`
   const [ours, umoci, floor] = await repeatInterleaved(reps, [
     {prepare: () => fresh(repo), argv: publishArgv(repo, ref)},
     {prepare: () => (fresh(oci), fresh(bundle)), argv: umocis},

@@ -114,15 +114,16 @@ function programFailed(
 }
 
 /**
- * Run a short program that reads nothing and prints little (the lock's `flock`, skopeo's
- * inspections), through Node's own spawn: on the way to a command's first request,
- * loading execa would cost more than the program (~30 ms here; it loads later, while
- * the program runs, if a longer one needs it). Same results and errors as `run`.
+ * Run a short program that reads nothing (the lock's `flock`, skopeo's inspections,
+ * getfattr and setfattr), through Node's own spawn: on the way to a command's first
+ * request, loading execa would cost more than the program (~30 ms here; it loads later,
+ * while the program runs, if a longer one needs it), and a first execa call costs ~20 ms
+ * more of its own. Same results and errors as `run`.
  */
 export async function runBrief(
   file: string,
   args: readonly string[],
-  options: Pick<RunOptions, 'logger' | 'missingHint' | 'okExitCodes' | 'fd3' | 'signal' | 'binaryStdout'> = {},
+  options: Pick<RunOptions, 'logger' | 'missingHint' | 'okExitCodes' | 'fd3' | 'signal' | 'binaryStdout' | 'env'> = {},
 ): Promise<RunResult> {
   const display = showCommand(file, redact(args))
   options.logger?.debug(`$ ${display}`)
@@ -130,7 +131,8 @@ export async function runBrief(
   if (options.fd3 !== undefined) stdio.push(options.fd3)
   options.signal?.throwIfAborted()
   const ended = await new Promise<{exitCode: number | null; signal: NodeJS.Signals | null; out: Buffer; stderr: string; error?: NodeJS.ErrnoException}>((done) => {
-    const child = childProcess().spawn(file, [...args], {stdio})
+    // As execa does: `env` adds to (or, undefined, removes from) this process's environment.
+    const child = childProcess().spawn(file, [...args], {stdio, env: options.env && {...process.env, ...options.env}})
     const out: Buffer[] = []
     const err: Buffer[] = []
     child.stdout!.on('data', (chunk: Buffer) => out.push(chunk))

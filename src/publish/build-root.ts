@@ -39,6 +39,16 @@ async function blobReady(path: string, download: Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * Wait for all of `promises`, then throw the first failure in their order: none is left
+ * running behind an error (the caller removes what they write once this returns).
+ */
+async function settleAll<T extends readonly unknown[]>(promises: {[K in keyof T]: Promise<T[K]>}): Promise<T> {
+  const settled = await Promise.allSettled(promises)
+  for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value) as unknown as T
+}
+
 /** One layer to merge: its descriptor, its DiffID and where it sits in the manifest. */
 export interface PlannedLayer {
   layer: Descriptor
@@ -131,10 +141,10 @@ export async function buildFlatRoot(
       })),
       onProgress: (index, bytes) => options.progress?.merged(bytes, total, todo[index]!.index + 1, manifest.layers.length),
     })
-    // The download's own checks (the manifest it wrote) decide before anything is renamed into place.
-    await options.download
-    const added = await addRuntimeFiles(staging, config.config)
-    await writeRootMarker(staging)
+    // The download's own checks (the manifest it wrote) decide before anything is renamed
+    // into place (its failure first); what the root holds besides its layers is written
+    // meanwhile.
+    const [, added] = await settleAll([Promise.resolve(options.download), addRuntimeFiles(staging, config.config), writeRootMarker(staging), ensureCatalogMarkers(root)] as const)
     if (options.nestedCatalogs) {
       // Last, so that the cut counts every entry the root will hold.
       const nested = await addNestedCatalogs(staging)
@@ -143,7 +153,6 @@ export async function buildFlatRoot(
         logger.info(`${what}: ${nested.cuts.length} nested catalog(s) in the flat root (its own catalog keeps ${nested.rootWeight} entries): ${someOf(nested.cuts.map((c) => `${c.path} (${c.weight})`), 8)}`)
       }
     }
-    await ensureCatalogMarkers(root)
     const flat = join(root, flatRootRel(configDigest))
     await mkdir(join(flat, '..'), {recursive: true})
     await rename(staging, flat)

@@ -1,9 +1,11 @@
 /**
  * The thread that reads layer blobs for the merge: it reads a blob, hashes it (the
  * digest), decompresses it, hashes the result (the DiffID) and hands the tar bytes to
- * the main thread in 1 MiB pieces (transferred, not copied again), at most a few at a
- * time. The main thread is left with the tar entries and their system calls; on two
- * cores the two halves run side by side, as gzip and tar do in `tar -xz`.
+ * the main thread in 1 MiB pieces (transferred, not copied again), at most a window of
+ * them at a time: enough that a layer opened ahead (merge.ts) has its first 8 MiB
+ * ready when its turn comes. The main thread is left with the tar entries and their
+ * system calls; on two cores the two halves run side by side, as gzip and tar do in
+ * `tar -xz`.
  *
  * The worker's code is a string (evaluated by the Worker), so that it runs the same
  * from dist/, from the TypeScript sources under the tests, and from a bundle; it
@@ -17,7 +19,7 @@ import type {Compression} from './layer-source.js'
 
 /** Bytes per piece handed over, and pieces in flight per layer: what bounds the memory. */
 const PIECE = 1 << 20
-const WINDOW = 4
+const WINDOW = 8
 
 const WORKER_SOURCE = `(async () => {
   const {parentPort} = await import('node:worker_threads')

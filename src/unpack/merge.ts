@@ -9,7 +9,7 @@ import {join, relative, resolve} from 'node:path'
 import {CvmfsOciError, VerificationError} from '../errors.js'
 import {someOf, type Logger} from '../log.js'
 import {LayerApplier, MergeState} from './apply-entry.js'
-import {openLayer, type Compression, type LayerExpectation} from './layer-source.js'
+import {openLayer, type Compression, type LayerExpectation, type OpenedLayer} from './layer-source.js'
 import {LayerReader} from './layer-worker.js'
 import {TarFormatError, TarParser} from './tar-parser.js'
 import {cloneTree} from './clone-tree.js'
@@ -66,13 +66,28 @@ export async function mergeLayers(options: MergeOptions): Promise<MergeStats> {
     return await mergeInto(state, reader, options)
   } finally {
     process.umask(umask)
-    await reader.close()
+    // Not waited for (~10 ms): the thread has nothing left to read, and stops meanwhile.
+    reader.close().catch(() => {})
   }
 }
 
 async function mergeInto(state: MergeState, reader: LayerReader, options: MergeOptions): Promise<MergeStats> {
   const compressions: Compression[] = []
   let tarBytes = 0
+  // Each layer is opened one ahead of the layer being applied (the first one before the
+  // base is cloned): the reader's thread reads, hashes and decompresses the first pieces
+  // of the next blob while this thread writes files, instead of after.
+  const opened: Promise<OpenedLayer>[] = []
+  const open = (index: number): Promise<OpenedLayer> =>
+    (opened[index] ??= (async () => {
+      const input = options.layers[index]!
+      await options.waitForBlob?.(input.blobPath)
+      return openLayer(reader, input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
+    })())
+  // Not awaited here: its failure is thrown where the layer is applied (or, after
+  // another failure, dropped: the reader is closed with the merge).
+  const openAhead = (index: number) => void (index < options.layers.length && open(index).catch(() => {}))
+  openAhead(0)
   if (options.base) {
     const base = resolve(options.base.path)
     const cloned = await cloneTree(base, state, new Set(options.base.skip))
@@ -84,9 +99,9 @@ async function mergeInto(state: MergeState, reader: LayerReader, options: MergeO
   }
   for (const [index, input] of options.layers.entries()) {
     const waitStart = performance.now()
-    await options.waitForBlob?.(input.blobPath)
+    const layer = await open(index)
     const applyStart = performance.now()
-    const layer = await openLayer(reader, input.blobPath, input.expect, (n) => options.onProgress?.(index, n))
+    openAhead(index + 1)
     compressions.push(layer.compression)
     const applier = new LayerApplier(state, input.expect.label, index > 0 || options.base !== undefined)
     const parser = new TarParser()

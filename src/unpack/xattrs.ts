@@ -7,7 +7,7 @@
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {run} from '../exec.js'
+import {runBrief} from '../exec.js'
 import type {Logger} from '../log.js'
 
 /** Path (absolute) → attribute name → raw value. */
@@ -46,7 +46,7 @@ export async function applyXattrs(table: XattrTable, workDir: string, logger: Lo
   await writeFile(dumpFile, restoreDump(table))
   logger.debug(`setting extended attributes on ${table.size} file(s)`)
   // -h: never follow a symlink (an attribute on a link is the link's).
-  await run('setfattr', ['-h', `--restore=${dumpFile}`], {
+  await runBrief('setfattr', ['-h', `--restore=${dumpFile}`], {
     logger,
     missingHint: 'setfattr comes with the "attr" package (Debian: apt install attr; EL: dnf install attr).',
   })
@@ -79,7 +79,7 @@ export async function readXattrsOf(paths: readonly string[], logger: Logger): Pr
 }
 
 async function getfattr(args: string[], logger: Logger): Promise<XattrTable> {
-  const result = await run('getfattr', ['--physical', '--no-dereference', '--dump', '--match=-', '--encoding=hex', '--absolute-names', ...args], {
+  const result = await runBrief('getfattr', ['--physical', '--no-dereference', '--dump', '--match=-', '--encoding=hex', '--absolute-names', ...args], {
     logger,
     binaryStdout: true,
     env: {LC_ALL: 'C'},

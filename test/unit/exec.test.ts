@@ -43,6 +43,11 @@ describe.each([
     expect(result.stdout).toBe('eof\n')
   })
 
+  it('adds `env` to the environment (what getfattr gets: LC_ALL=C, PATH kept)', async () => {
+    const result = await runner('sh', ['-c', 'echo "$CVMFS_OCI_TEST_ENV:${PATH:+has PATH}"'], {env: {CVMFS_OCI_TEST_ENV: 'C'}})
+    expect(result.stdout).toBe('C:has PATH\n')
+  })
+
   it('stops the program when its signal fires', async () => {
     const stop = new AbortController()
     const started = Date.now()

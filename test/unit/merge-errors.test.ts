@@ -1,6 +1,6 @@
 /** Layers that are not what they claim are invalid images (exit 4), not bugs. */
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {gzipSync} from 'node:zlib'
 
@@ -35,5 +35,64 @@ describe('malformed layers', () => {
       exitCode: 4,
       message: expect.stringContaining(kind),
     })
+  })
+})
+
+/**
+ * Each layer is opened while the one below is applied (merge.ts): a failure is still the
+ * failure of the layer being applied, and a layer opened ahead fails in its own turn.
+ */
+describe('a layer opened ahead', () => {
+  const dir = useTempDir('cvmfs-oci-ahead-', 'all')
+
+  async function layerBlob(name: string, blob: Buffer, diffId = sha(blob)) {
+    const path = join(dir(), `${name}-${Math.random()}`)
+    await writeFile(path, blob)
+    return {blobPath: path, expect: {digest: sha(blob), size: blob.length, diffId, label: name}}
+  }
+  const good = async (name: string) => {
+    const tar = await buildTar([{name: `${name}/`, type: 'directory'}, {name: `${name}/file`, content: name.repeat(3000)}])
+    return layerBlob(name, gzipSync(tar), sha(tar))
+  }
+  const bad = (name: string) => layerBlob(name, gzipSync(randomBytes(4096)))
+  const freshRoot = async () => {
+    const root = join(dir(), `root-${Math.random()}`)
+    await mkdir(root)
+    return root
+  }
+
+  it('fails with the layer being applied, not with the one read ahead', async () => {
+    const root = await freshRoot()
+    const layers = [await bad('one'), await good('two')]
+    await expect(mergeLayers({root, workDir: dir(), logger: silentLogger(), layers})).rejects.toMatchObject({code: 'E_BAD_LAYER', message: expect.stringContaining('layer one')})
+  })
+
+  it('fails with the upper layer once the lower one is applied', async () => {
+    const root = await freshRoot()
+    const layers = [await good('one'), await bad('two')]
+    await expect(mergeLayers({root, workDir: dir(), logger: silentLogger(), layers})).rejects.toMatchObject({code: 'E_BAD_LAYER', message: expect.stringContaining('layer two')})
+    await expect(readFile(join(root, 'one', 'file'), 'utf8')).resolves.toBe('one'.repeat(3000))
+  })
+
+  it('waits for the blob of a layer opened ahead in its own turn, and reports its failure then', async () => {
+    const root = await freshRoot()
+    const layers = [await good('one'), await good('two')]
+    const waited: string[] = []
+    const waitForBlob = async (path: string) => {
+      waited.push(path)
+      if (path === layers[1]!.blobPath) throw new Error('the download failed')
+    }
+    await expect(mergeLayers({root, workDir: dir(), logger: silentLogger(), layers, waitForBlob})).rejects.toThrow('the download failed')
+    expect(waited).toEqual(layers.map((layer) => layer.blobPath))
+    await expect(readFile(join(root, 'one', 'file'), 'utf8')).resolves.toBe('one'.repeat(3000))
+  })
+
+  it('drops the failure of a layer opened ahead when the layer below failed first', async () => {
+    const root = await freshRoot()
+    const layers = [await bad('one'), await good('two')]
+    const waitForBlob = async (path: string) => {
+      if (path === layers[1]!.blobPath) throw new Error('the download failed')
+    }
+    await expect(mergeLayers({root, workDir: dir(), logger: silentLogger(), layers, waitForBlob})).rejects.toMatchObject({code: 'E_BAD_LAYER', message: expect.stringContaining('layer one')})
   })
 })
