@@ -7,7 +7,9 @@
  * oclif, and so does everything with CVMFS_OCI_NO_FAST_PATH set (to rule this path out).
  */
 import {readFileSync} from 'node:fs'
-import {createRequire} from 'node:module'
+import {fileURLToPath} from 'node:url'
+
+import {requireBundle} from './code-cache.js'
 
 /** Commands with a bundle of their own: the words that name them → the definition's file. */
 const BUNDLED = new Map(
@@ -42,6 +44,6 @@ export async function fastPath(argv: string[]): Promise<number | undefined> {
   const words = argv[0] === 'hook' || argv[0] === 'podman' ? 2 : 1
   const file = BUNDLED.get(argv.slice(0, words).join(' '))
   if (file === undefined || argv.length < words) return undefined
-  const bundle = createRequire(import.meta.url)(`./definitions/${file}.cjs`) as {run: (argv: string[]) => Promise<number | undefined>}
+  const bundle = requireBundle(fileURLToPath(new URL(`./definitions/${file}.cjs`, import.meta.url))) as {run: (argv: string[]) => Promise<number | undefined>}
   return bundle.run(argv.slice(words))
 }

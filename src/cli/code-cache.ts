@@ -1,0 +1,106 @@
+/**
+ * A command's bundle loaded with V8's code cache, where Node.js keeps none of its own:
+ * Node.js >= 22.1 caches compiled code itself (module.enableCompileCache, which bin/run.js
+ * turns on); Node.js 20 compiles every bundle anew on every run, and parsing the larger
+ * ones (sync's holds the publish path and the YAML parser) is most of what a command
+ * costs beyond `node -e 0`.
+ *
+ * The cache is made when the process exits, after the command ran, so that it holds the
+ * functions the run compiled as well as the top level (V8's createCachedData after
+ * execution), and it is made only when there was none or V8 refused it. It lives in
+ * `$XDG_CACHE_HOME/cvmfs-oci` (else `~/.cache/cvmfs-oci`), a directory of this user that
+ * no one else may write (a code cache is code: one planted by another user is never
+ * read), one file per bundle, headed by the key of the bundle it was made from (its
+ * size, mtime and inode, and Node.js's version: V8 itself checks the source's length
+ * only). Anything that goes wrong with it (no home, a read-only one) loads the bundle
+ * the plain way: the cache only ever saves time.
+ */
+import {lstatSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
+import * as nodeModule from 'node:module'
+import {basename, dirname, join} from 'node:path'
+import {Script} from 'node:vm'
+
+type CommonJsFunction = (exports: unknown, require: NodeJS.Require, module: {exports: unknown}, filename: string, dirname: string) => void
+
+/**
+ * The cache directory, made if missing; undefined where it cannot be trusted or made.
+ * Every directory on the way that is used or made is this user's, so that a run under
+ * sudo with another user's HOME neither reads that user's cache nor leaves directories
+ * of its own in their home; the cache's own directory is also writable by no one else.
+ */
+export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const base = env.XDG_CACHE_HOME || (env.HOME ? join(env.HOME, '.cache') : undefined)
+  if (!base?.startsWith('/')) return undefined
+  const dir = join(base, 'cvmfs-oci')
+  return ownDirectory(base) && ownDirectory(dir, true) ? dir : undefined
+}
+
+/** Whether `path` is (or was made, inside a directory of this user) a directory of this user. */
+function ownDirectory(path: string, private_ = false): boolean {
+  const uid = process.getuid?.()
+  const ours = (at: string, writableByOthers: boolean) => {
+    const stat = lstatSync(at, {throwIfNoEntry: false})
+    return stat?.isDirectory() === true && stat.uid === uid && (writableByOthers || (stat.mode & 0o022) === 0)
+  }
+  try {
+    if (lstatSync(path, {throwIfNoEntry: false}) === undefined) {
+      if (!ours(dirname(path), true)) return false
+      mkdirSync(path, {mode: 0o700})
+    }
+    return ours(path, !private_)
+  } catch {
+    return false
+  }
+}
+
+/** `require(file)` of a CommonJS bundle, compiled from the code cache where there is one. */
+export function requireBundle(file: string): unknown {
+  const dir = (nodeModule as {enableCompileCache?: unknown}).enableCompileCache ? undefined : codeCacheDir()
+  if (!dir) return nodeModule.createRequire(file)(file)
+  const source = readFileSync(file, 'utf8')
+  const stat = statSync(file)
+  const key = `${process.version} ${process.arch} ${stat.size} ${stat.mtimeMs} ${stat.ino}\n`
+  const cacheFile = join(dir, `${basename(file)}.v8-cache`)
+  const cachedData = readCache(cacheFile, key)
+  // The wrapper Node.js puts around a CommonJS module, on the source's first line.
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {filename: file, cachedData})
+  if (!cachedData || script.cachedDataRejected) process.once('exit', () => writeCache(cacheFile, key, script))
+  // A module like any other CommonJS one: in require's cache, with its search paths.
+  const module = new nodeModule.Module(file)
+  const require = nodeModule.createRequire(file)
+  module.filename = file
+  module.paths = (nodeModule.Module as unknown as {_nodeModulePaths?: (dir: string) => string[]})._nodeModulePaths?.(dirname(file)) ?? []
+  require.cache[file] = module
+  try {
+    ;(script.runInThisContext() as CommonJsFunction).call(module.exports, module.exports, require, module, file, dirname(file))
+  } catch (error) {
+    delete require.cache[file]
+    throw error
+  }
+  module.loaded = true
+  return module.exports
+}
+
+function readCache(cacheFile: string, key: string): Buffer | undefined {
+  try {
+    const bytes = readFileSync(cacheFile)
+    return bytes.subarray(0, key.length).toString('utf8') === key ? bytes.subarray(key.length) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Written whole or not at all (a run reading it meanwhile sees the old file or the new one). */
+function writeCache(cacheFile: string, key: string, script: Script): void {
+  const temp = `${cacheFile}.${process.pid}`
+  try {
+    writeFileSync(temp, Buffer.concat([Buffer.from(key, 'utf8'), script.createCachedData()]), {mode: 0o600})
+    renameSync(temp, cacheFile)
+  } catch {
+    try {
+      unlinkSync(temp)
+    } catch {
+      // nothing was written
+    }
+  }
+}
