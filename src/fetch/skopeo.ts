@@ -1,13 +1,13 @@
 /**
  * The skopeo driver. skopeo reads the user's containers configuration
  * (registries.conf, auth.json, policy.json, certs.d, proxies) exactly as podman
- * does, so a registry podman reaches is a registry we reach. Images are copied
- * into a `dir:` layout, which keeps manifests byte for byte. An image of which some
- * layers are not needed (they are in a published root already) is copied into an
- * `oci:` layout instead, where those blobs were put first as placeholders: skopeo
- * skips a blob its destination already has, so they are never fetched. With
- * `--preserve-digests` that destination keeps manifests byte for byte too, Docker
- * schema 2 ones included (test/e2e/publish-republish.test.ts).
+ * does, so a registry podman reaches is a registry we reach. Images are copied into an
+ * `oci:` layout with `--preserve-digests`, which keeps manifests byte for byte, Docker
+ * schema 2 ones included (test/e2e/publish-republish.test.ts), and takes the layers of
+ * an image at the same time (a `dir:` destination takes them one after the other: a
+ * four-layer image copied in 0.45 s instead of 0.26 s here). Blobs that are not needed
+ * (layers a published root holds already) are put there first as placeholders: skopeo
+ * skips a blob its destination already has, so they are never fetched.
  */
 import {closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
@@ -68,23 +68,6 @@ export async function listTags(repository: string, options: RegistryOptions, log
   return Array.isArray(json.Tags) ? json.Tags.filter((tag): tag is string => typeof tag === 'string') : []
 }
 
-/** Copy one image instance into a `dir:` layout at `dest`. */
-export async function copyToDir(
-  ref: string,
-  dest: string,
-  options: RegistryOptions,
-  platform: PlatformSpec | undefined,
-  logger: Logger,
-  signal?: AbortSignal,
-): Promise<void> {
-  await skopeo(
-    [...platformArgs(platform), 'copy', '--quiet', '--preserve-digests', '--retry-times', '2', ...registryArgs(options, 'src-'), ref, `dir:${dest}`],
-    ref,
-    logger,
-    signal,
-  )
-}
-
 /** A blob the destination must not fetch. */
 export interface SkippedBlob {
   digest: string
@@ -122,7 +105,7 @@ export async function copyToOciLayout(
       closeSync(fd)
     }
   }
-  logger.debug(`not fetching ${skip.length} blob(s) a published root holds: ${skip.map((b) => b.digest.slice(0, 19)).join(', ')}`)
+  if (skip.length > 0) logger.debug(`not fetching ${skip.length} blob(s) a published root holds: ${skip.map((b) => b.digest.slice(0, 19)).join(', ')}`)
   await skopeo(
     [
       ...platformArgs(platform),
@@ -155,12 +138,6 @@ export async function readOciLayoutManifest(dest: string): Promise<Buffer> {
     throw new VerificationError(`skopeo left no image in ${dest} (its index.json names none)`, {code: 'E_MISSING_BLOB', hint: 'Run again with --debug to see what skopeo did.'})
   }
   return readFile(ociBlobPath(dest, entry.digest.slice('sha256:'.length)))
-}
-
-/** Read what copyToDir wrote: the manifest bytes, and where blob `<hex>` lives. */
-export async function readDirLayout(dest: string): Promise<{manifest: Buffer; blobPath: (digestHex: string) => string}> {
-  const manifest = await readFile(join(dest, 'manifest.json'))
-  return {manifest, blobPath: (hex) => join(dest, hex)}
 }
 
 /**

@@ -20,6 +20,7 @@ import {isForeignLayer} from '../oci/media-types.js'
 import {mergeLayers} from '../unpack/merge.js'
 import {treeBytes} from '../unpack/tree-bytes.js'
 import {filesBytes, findBaseRoot, type BaseRoot} from './base-root.js'
+import {fetchedBlobPath} from './instance.js'
 import type {PublishProgress} from './progress.js'
 import type {PublishOptions} from './publish-image.js'
 
@@ -113,7 +114,7 @@ export async function buildFlatRoot(
     download?: Promise<void>
     /** The plan made before fetching (else made here). */
     plan?: RootPlan
-    /** Where the blob of a layer digest is (default: the `dir:` layout in `<tempPath>/image`). */
+    /** Where the blob of a layer digest is (default: the layout in `<tempPath>/image`). */
     blobPath?: (digest: string) => string
     /** The live line on a terminal. */
     progress?: PublishProgress
@@ -123,7 +124,7 @@ export async function buildFlatRoot(
   const configDigest = manifest.config.digest
   const staging = join(root, STAGING_DIR, `${digestHex(configDigest)}.${process.pid}`)
   const {layers, chains, base, todo} = options.plan ?? (await planRoot(root, manifest, config, what, options))
-  const blobPath = options.blobPath ?? ((digest: string) => join(tempPath, 'image', digestHex(digest)))
+  const blobPath = options.blobPath ?? fetchedBlobPath(tempPath)
   const total = todo.reduce((sum, {layer}) => sum + layer.size, 0)
   await mkdir(staging, {recursive: true})
   try {

@@ -14,7 +14,7 @@ import type {DirectoryResult} from 'tmp-promise'
 import type {RepositoryBackend} from '../backends/backend.js'
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
-import {copyToDir, copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readDirLayout, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
+import {copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {blobRel, digestHex} from '../layout/paths.js'
 import type {ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'
@@ -93,13 +93,10 @@ export async function pinInstance(source: ImageSource, top: Top, descriptor: Des
   return chosen
 }
 
-/**
- * Where {@link fetchInstance} puts the blob of `digest`: in `<dir>/image`, a `dir:`
- * layout, or an `oci:` one when blobs were skipped.
- */
-export function fetchedBlobPath(dir: string, skip: readonly SkippedBlob[] = []): (digest: string) => string {
+/** Where {@link fetchInstance} puts the blob of `digest`: in `<dir>/image`, an OCI layout. */
+export function fetchedBlobPath(dir: string): (digest: string) => string {
   const image = join(dir, 'image')
-  return skip.length > 0 ? (digest) => ociBlobPath(image, digestHex(digest)) : (digest) => join(image, digestHex(digest))
+  return (digest) => ociBlobPath(image, digestHex(digest))
 }
 
 /**
@@ -122,13 +119,8 @@ export async function fetchInstance(
   const stopWatching = options.progress?.watchDownload(image, downloadBytes(chosen.manifestBytes, skip), new Set(skip.map((blob) => digestHex(blob.digest))))
   let manifest: Buffer
   try {
-    if (skip.length > 0) {
-      await copyToOciLayout(chosen.copyRef, image, skip, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
-      manifest = await readOciLayoutManifest(image)
-    } else {
-      await copyToDir(chosen.copyRef, image, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
-      manifest = (await readDirLayout(image)).manifest
-    }
+    await copyToOciLayout(chosen.copyRef, image, skip, options.registry, chosen.skopeoPlatform, options.logger, options.signal)
+    manifest = await readOciLayoutManifest(image)
   } catch (error) {
     stopWatching?.(false)
     throw error
@@ -163,9 +155,9 @@ export function instanceManifest(bytes: Buffer, what: string): ImageManifest {
   return parsed.manifest
 }
 
-/** The config bytes of a fetched instance, from its `dir:` layout. */
+/** The config bytes of a fetched instance, from its layout. */
 export async function fetchedConfig(dir: string, configDigest: string, what: string): Promise<Buffer> {
-  const bytes = await readFile(join(dir, 'image', digestHex(configDigest))).catch(() => undefined)
+  const bytes = await readFile(fetchedBlobPath(dir)(configDigest)).catch(() => undefined)
   if (!bytes) throw new VerificationError(`${what}: config blob ${configDigest} is missing`, {code: 'E_MISSING_BLOB'})
   return bytes
 }

@@ -283,7 +283,7 @@ async function publishInspected(backend: RepositoryBackend, source: ImageSource,
           label: source.input,
           logger,
           build: (writeRoot) =>
-            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, nestedCatalogs, download, plan, blobPath: fetchedBlobPath(temp.path, skip), progress}),
+            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, nestedCatalogs, download, plan, blobPath: fetchedBlobPath(temp.path), progress}),
         },
         flat,
       ),

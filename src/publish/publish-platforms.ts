@@ -128,7 +128,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
           reuseBaseRoots,
           nestedCatalogs,
           plan: item.plan,
-          blobPath: fetchedBlobPath(item.dir, item.skip),
+          blobPath: fetchedBlobPath(item.dir),
           progress: item.progress,
         })
         item.progress.end()
