@@ -57,6 +57,15 @@ export function showCommand(file: string, args: readonly string[]): string {
   return [file, ...args].map(showArg).join(' ')
 }
 
+/**
+ * Load execa now, for a `run` to come: called while a short program runs (the manifest's
+ * inspection), the ~30 ms it takes to load pass while this process waits anyway, instead
+ * of before the copy that needs it.
+ */
+export function preloadExeca(): void {
+  import('./vendor/execa.js').catch(() => {})
+}
+
 /** Run `file args…` and return its output; throw ExternalError on failure. */
 export async function run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const display = showCommand(file, redact(args))

@@ -11,6 +11,7 @@ import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import type {RepositoryBackend} from '../backends/backend.js'
+import {preloadExeca} from '../exec.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
 import {pathExists} from '../layout/exists.js'
@@ -189,6 +190,8 @@ export async function publishImage(backend: RepositoryBackend, source: ImageSour
 async function publishInspected(backend: RepositoryBackend, source: ImageSource, inspection: Inspection, options: PublishOptions, started: number): Promise<PublishResult> {
   const {logger} = options
   const root = backend.root
+  // A publish that may copy loads execa while the manifest is on its way.
+  if (!options.dryRun) preloadExeca()
   const top = await inspection.top
   if (options.platforms && top.parsed.kind === 'index') {
     const descriptors = choosePlatforms(top.parsed.index, options.platforms, source.input)
