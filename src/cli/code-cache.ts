@@ -15,7 +15,7 @@
  * only). Anything that goes wrong with it (no home, a read-only one) loads the bundle
  * the plain way: the cache only ever saves time.
  */
-import {lstatSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
+import {closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, type Stats} from 'node:fs'
 import * as nodeModule from 'node:module'
 import {basename, dirname, join} from 'node:path'
 import {Script} from 'node:vm'
@@ -57,8 +57,17 @@ function ownDirectory(path: string, private_ = false): boolean {
 export function requireBundle(file: string): unknown {
   const dir = (nodeModule as {enableCompileCache?: unknown}).enableCompileCache ? undefined : codeCacheDir()
   if (!dir) return nodeModule.createRequire(file)(file)
-  const source = readFileSync(file, 'utf8')
-  const stat = statSync(file)
+  // The source and the key from one open file: a bundle replaced meanwhile (an upgrade
+  // renames new files into place) cannot give its key to the other one's code.
+  const fd = openSync(file, 'r')
+  let source: string
+  let stat: Stats
+  try {
+    stat = fstatSync(fd)
+    source = readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
   const key = `${process.version} ${process.arch} ${stat.size} ${stat.mtimeMs} ${stat.ino}\n`
   const cacheFile = join(dir, `${basename(file)}.v8-cache`)
   const cachedData = readCache(cacheFile, key)
