@@ -114,8 +114,6 @@ export async function buildFlatRoot(
     download?: Promise<void>
     /** The plan made before fetching (else made here). */
     plan?: RootPlan
-    /** Where the blob of a layer digest is (default: the layout in `<tempPath>/image`). */
-    blobPath?: (digest: string) => string
     /** The live line on a terminal. */
     progress?: PublishProgress
   },
@@ -124,7 +122,8 @@ export async function buildFlatRoot(
   const configDigest = manifest.config.digest
   const staging = join(root, STAGING_DIR, `${digestHex(configDigest)}.${process.pid}`)
   const {layers, chains, base, todo} = options.plan ?? (await planRoot(root, manifest, config, what, options))
-  const blobPath = options.blobPath ?? fetchedBlobPath(tempPath)
+  // The layer blobs: in the OCI layout the download fills, `<tempPath>/image`.
+  const blobPath = fetchedBlobPath(tempPath)
   const total = todo.reduce((sum, {layer}) => sum + layer.size, 0)
   await mkdir(staging, {recursive: true})
   try {

@@ -104,7 +104,7 @@ export class PublishProgress {
   }
 }
 
-/** Bytes of the files below `dir` (two levels: a `dir:` layout, or an `oci:` one's blobs), but those in `exclude`. */
+/** Bytes of the files below `dir` (two levels: an OCI layout's blobs), but those in `exclude`. */
 function bytesIn(dir: string, exclude: ReadonlySet<string>, depth = 0): number {
   let bytes = 0
   let entries

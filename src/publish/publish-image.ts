@@ -1,5 +1,5 @@
 /**
- * Publish one image: fetch (skopeo → a `dir:` layout in a temp dir), verify
+ * Publish one image: fetch (skopeo → an OCI layout in a temp dir), verify
  * (schemas, digests, sizes, DiffIDs, platform), merge the layers into a staging
  * directory inside the repository, rename it to `.flat/<hh>/<confighex>`, then
  * write metadata, the podman store and, last, the public link (parts.ts: one change, or
@@ -30,7 +30,7 @@ import {formatReference} from '../reference/reference.js'
 import {anyBaseRoot} from './base-root.js'
 import {blobsHeld, buildFlatRoot, planRoot} from './build-root.js'
 import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
-import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, publishTempDir, rootChoices, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {fetchedConfig, fetchInstance, imageRecord, inspectTop, instanceManifest, keptConfig, leadsTo, pinInstance, publishTempDir, rootChoices, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {applyParts, type ChangePart} from './parts.js'
 import {PublishProgress} from './progress.js'
 import {publishPlatforms} from './publish-platforms.js'
@@ -286,7 +286,7 @@ async function publishInspected(backend: RepositoryBackend, source: ImageSource,
           label: source.input,
           logger,
           build: (writeRoot) =>
-            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, nestedCatalogs, download, plan, blobPath: fetchedBlobPath(temp.path), progress}),
+            buildFlatRoot(writeRoot, temp.path, manifest, config, source.input, {...options, reuseBaseRoots, nestedCatalogs, download, plan, progress}),
         },
         flat,
       ),

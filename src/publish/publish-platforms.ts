@@ -29,7 +29,7 @@ import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
 import {blobsHeld, buildFlatRoot, planRoot, type RootPlan} from './build-root.js'
 import {flatRootPart, recordFlatRoot, writeImageFilesUnlessThere, type FlatRootOutcome} from './image-parts.js'
-import {fetchedBlobPath, fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, publishTempDir, rootChoices, verifiedConfig, type Chosen, type Top} from './instance.js'
+import {fetchedConfig, fetchInstance, imageRecord, instanceManifest, keptConfig, leadsTo, pinInstance, publishTempDir, rootChoices, verifiedConfig, type Chosen, type Top} from './instance.js'
 import {applyParts, type ChangePart} from './parts.js'
 import type {PlatformResult, PublishOptions, PublishResult, PublishStatus} from './publish-image.js'
 import {PublishProgress} from './progress.js'
@@ -41,7 +41,7 @@ interface Item {
   platform: PlatformSpec
   label: string
   chosen: Chosen
-  /** Its temp dir: the `dir:` layout goes to `<dir>/image`. */
+  /** Its temp dir: the OCI layout goes to `<dir>/image`. */
   dir: string
   fetched: boolean
   manifestBytes: Buffer
@@ -128,7 +128,6 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
           reuseBaseRoots,
           nestedCatalogs,
           plan: item.plan,
-          blobPath: fetchedBlobPath(item.dir),
           progress: item.progress,
         })
         item.progress.end()
