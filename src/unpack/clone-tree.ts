@@ -10,39 +10,81 @@ import {linkSync, lstatSync, mkdirSync, readdirSync} from 'node:fs'
 import {resolve} from 'node:path'
 
 import type {MergeState} from './apply-entry.js'
+import type {LinkJob} from './layer-worker.js'
 
-/** Entries cloned between two turns of the event loop (a clone of a large root takes seconds). */
+/** Entries walked between two turns of the event loop (a clone of a large root takes seconds). */
 const ENTRIES_PER_TURN = 2000
+/** Hardlinks per chunk of the shared list: a thread takes one chunk at a time. */
+const LINKS_PER_CHUNK = 500
+
+/** A second thread that takes chunks of the links (the merge's layer reader). */
+export interface LinkHelper {
+  link(job: LinkJob): Promise<void>
+}
 
 /**
  * Clone `source` into `state.root` (which exists and is empty), leaving out the
  * relative paths in `skip` (what publish added to the base: mount points, markers).
  * Returns the number of entries cloned and the directories of `source` cloned (their
  * attributes are copied separately: they live on the directory, not a shared inode).
- * Gives the event loop a turn every few thousand entries: the download of the layers
- * to apply runs meanwhile, and signals are handled.
+ *
+ * First the directories are walked and made, then the hardlinks, most of the time
+ * (one link() each, the kernel's work): this thread and `helper`'s take chunks of
+ * them until none is left. Gives the event loop a turn every few thousand entries: the
+ * download of the layers to apply runs meanwhile, and signals are handled.
  */
-export async function cloneTree(source: string, state: MergeState, skip: ReadonlySet<string>): Promise<{entries: number; dirs: string[]}> {
+export async function cloneTree(
+  source: string,
+  state: MergeState,
+  skip: ReadonlySet<string>,
+  helper?: LinkHelper,
+): Promise<{entries: number; dirs: string[]}> {
   let entries = 0
   const dirs: string[] = []
+  const pairs: [string, string][] = []
+  const dirOf: number[] = []
+  const names: string[] = []
+  const turn = () => new Promise((resolve) => setImmediate(resolve))
   const walk = async (from: string, to: string, rel: string): Promise<void> => {
+    const pair = pairs.push([from, to]) - 1
     for (const child of readdirSync(from, {withFileTypes: true})) {
       const childRel = rel ? `${rel}/${child.name}` : child.name
       if (skip.has(childRel)) continue
-      const src = `${from}/${child.name}`
-      const dest = `${to}/${child.name}`
-      if (++entries % ENTRIES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve))
+      if (++entries % ENTRIES_PER_TURN === 0) await turn()
       if (child.isDirectory()) {
+        const src = `${from}/${child.name}`
+        const dest = `${to}/${child.name}`
         const stat = lstatSync(src)
         mkdirSync(dest, {mode: 0o700})
         state.dirs.set(dest, {mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid, mtime: stat.mtimeMs / 1000})
         dirs.push(src)
         await walk(src, dest, childRel)
       } else {
-        linkSync(src, dest)
+        dirOf.push(pair)
+        names.push(child.name)
       }
     }
   }
   await walk(resolve(source), state.root, '')
+
+  const chunks = Math.ceil(names.length / LINKS_PER_CHUNK)
+  const job: LinkJob = {dirs: pairs, dirOf: Int32Array.from(dirOf), names, counter: new Int32Array(new SharedArrayBuffer(4)), chunk: LINKS_PER_CHUNK}
+  // Its failure is what is thrown when this thread's chunks went well.
+  const helped = helper && chunks > 1 ? helper.link(job) : undefined
+  try {
+    for (let c; (c = Atomics.add(job.counter, 0, 1)) < chunks; ) {
+      for (let i = c * LINKS_PER_CHUNK, end = Math.min(i + LINKS_PER_CHUNK, names.length); i < end; i++) {
+        const [from, to] = pairs[dirOf[i]!]!
+        linkSync(`${from}/${names[i]}`, `${to}/${names[i]}`)
+      }
+      await turn()
+    }
+  } catch (error) {
+    // The helper takes no further chunk; it is waited for, so that nothing links after this.
+    Atomics.store(job.counter, 0, chunks)
+    await helped?.catch(() => {})
+    throw error
+  }
+  await helped
   return {entries, dirs}
 }

@@ -7,6 +7,17 @@
  * system calls; on two cores the two halves run side by side, as gzip and tar do in
  * `tar -xz`.
  *
+ * Blobs opened together are read together (the layer being applied and the one opened
+ * ahead): zlib inflates in Node.js's thread pool, so the next layer's decompression
+ * fills the time this thread's own layer waits for the main thread, and stages buffer
+ * a few MiB so that reading, hashing and inflating one blob overlap too (measured on
+ * four 16 MB layers, medians of 12: the merge went from 0.69 to 0.58 s).
+ *
+ * When a merge starts from a clone of a published root (clone-tree.ts), the thread also
+ * takes its share of the clone's hardlinks: the two threads take chunks of one list
+ * from a shared counter until it runs out, so the kernel's link() calls run on both
+ * cores while the first layer is still arriving.
+ *
  * The worker's code is a string (evaluated by the Worker), so that it runs the same
  * from dist/, from the TypeScript sources under the tests, and from a bundle; it
  * loads Node.js built-ins only.
@@ -23,22 +34,24 @@ const WINDOW = 8
 
 const WORKER_SOURCE = `(async () => {
   const {parentPort} = await import('node:worker_threads')
-  const {createReadStream} = await import('node:fs')
+  const {createReadStream, linkSync} = await import('node:fs')
   const {createHash} = await import('node:crypto')
   const {Transform} = await import('node:stream')
   const {pipeline} = await import('node:stream/promises')
   const zlib = await import('node:zlib')
   const PIECE = ${PIECE}
   const WINDOW = ${WINDOW}
-  let job
-  let queue = Promise.resolve()
+  // The blobs being read, by id: the layer being applied and the one opened ahead.
+  const jobs = new Map()
   // Pieces the main thread gave back: reused, so that no piece is allocated twice.
   const free = []
   const newPiece = () => new Uint8Array(free.pop() ?? new ArrayBuffer(PIECE))
   parentPort.on('message', (message) => {
-    if (message.type === 'open') queue = queue.then(() => run(message))
+    if (message.type === 'open') void run(message)
+    else if (message.type === 'link') void link(message)
     else if (message.type === 'ack' && message.data) free.push(message.data)
-    if (job && job.id === message.id && message.type !== 'open') {
+    const job = message.type === 'open' ? undefined : jobs.get(message.id)
+    if (job) {
       if (message.type === 'ack') job.inflight--
       else if (message.type === 'cancel') job.cancelled = true
       const wake = job.wake
@@ -47,8 +60,30 @@ const WORKER_SOURCE = `(async () => {
     }
   })
 
+  // Chunks of a clone's hardlinks, taken from the counter shared with the main thread.
+  async function link({id, dirs, dirOf, names: joined, counter, chunk}) {
+    const names = joined === '' ? [] : joined.split('\\0')
+    const chunks = Math.ceil(names.length / chunk)
+    try {
+      for (let c; (c = Atomics.add(counter, 0, 1)) < chunks; ) {
+        for (let i = c * chunk, end = Math.min(i + chunk, names.length); i < end; i++) {
+          const [from, to] = dirs[dirOf[i]]
+          linkSync(from + '/' + names[i], to + '/' + names[i])
+        }
+        // Between chunks the layer being read goes on.
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      parentPort.postMessage({type: 'linked', id})
+    } catch (error) {
+      // The main thread takes no further chunk either.
+      Atomics.store(counter, 0, chunks)
+      parentPort.postMessage({type: 'linked', id, message: String(error && error.message), code: error && error.code})
+    }
+  }
+
   async function run({id, path, compression}) {
-    const current = (job = {id, inflight: 0, cancelled: false, wake: undefined})
+    const current = {id, inflight: 0, cancelled: false, wake: undefined}
+    jobs.set(id, current)
     const blobHash = createHash('sha256')
     const tarHash = createHash('sha256')
     let blobBytes = 0
@@ -64,8 +99,10 @@ const WORKER_SOURCE = `(async () => {
       piece = newPiece()
       filled = 0
     }
-    const source = createReadStream(path, {highWaterMark: 1 << 18})
+    const source = createReadStream(path, {highWaterMark: 1 << 20})
     const tap = new Transform({
+      readableHighWaterMark: 1 << 22,
+      writableHighWaterMark: 1 << 22,
       transform(chunk, _encoding, done) {
         blobHash.update(chunk)
         blobBytes += chunk.length
@@ -73,7 +110,7 @@ const WORKER_SOURCE = `(async () => {
       },
     })
     const stages = [source, tap]
-    if (compression === 'gzip') stages.push(zlib.createGunzip({chunkSize: 1 << 18}))
+    if (compression === 'gzip') stages.push(zlib.createGunzip({chunkSize: 1 << 18, readableHighWaterMark: 1 << 22, writableHighWaterMark: 1 << 22}))
     else if (compression === 'zstd') stages.push(zlib.createZstdDecompress())
     const last = stages[stages.length - 1]
     pipeline(stages).catch(() => {})
@@ -99,6 +136,8 @@ const WORKER_SOURCE = `(async () => {
     } catch (error) {
       for (const stage of stages) stage.destroy()
       parentPort.postMessage({type: 'error', id, message: String(error && error.message), code: error && error.code})
+    } finally {
+      jobs.delete(id)
     }
   }
 })()`
@@ -112,10 +151,24 @@ export interface BlobSums {
   tarBytes: number
 }
 
-type WorkerMessage =
+type ReadMessage =
   | {type: 'piece'; id: number; data: ArrayBuffer; length: number; compressed: number}
   | ({type: 'done'; id: number} & BlobSums)
   | {type: 'error'; id: number; message: string; code?: string}
+type WorkerMessage = ReadMessage | {type: 'linked'; id: number; message?: string; code?: string}
+
+/**
+ * Hardlinks to make: `names[i]` in directory pair `dirs[dirOf[i]]` (from, to), in
+ * chunks of `chunk` names; each thread takes the next chunk index from `counter[0]`
+ * (Atomics.add) until it passes the last. Whoever fails sets it past the last.
+ */
+export interface LinkJob {
+  dirs: [from: string, to: string][]
+  dirOf: Int32Array
+  names: string[]
+  counter: Int32Array
+  chunk: number
+}
 
 /** One layer being read by the worker: its tar bytes, then its sums. */
 export interface LayerRead {
@@ -127,7 +180,7 @@ export interface LayerRead {
   cancel(): void
 }
 
-/** A worker thread that reads layer blobs, one after the other. */
+/** A worker thread that reads layer blobs (each opened one at most a window ahead of the main thread). */
 export class LayerReader {
   private readonly worker: Worker
   private nextId = 1
@@ -149,10 +202,10 @@ export class LayerReader {
   read(path: string, compression: Compression, onCompressed?: (n: number) => void): LayerRead {
     if (this.failure) throw this.failure
     const id = this.nextId++
-    const queue: WorkerMessage[] = []
+    const queue: ReadMessage[] = []
     let wake: (() => void) | undefined
     this.handlers.set(id, (message) => {
-      queue.push(message)
+      queue.push(message as ReadMessage)
       const w = wake
       wake = undefined
       w?.()
@@ -199,6 +252,23 @@ export class LayerReader {
         worker.postMessage({type: 'cancel', id})
       },
     }
+  }
+
+  /** Take chunks of `job` in the thread until none is left; rejects with the first link() failure. */
+  link(job: LinkJob): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure)
+    const id = this.nextId++
+    return new Promise<void>((resolve, reject) => {
+      this.handlers.set(id, (message) => {
+        this.handlers.delete(id)
+        if (message.type === 'linked' && message.message === undefined) return resolve()
+        const {message: text, code} = message as {message?: string; code?: string}
+        reject(Object.assign(new Error(text), code ? {code} : {}))
+      })
+      // The names go as one string: one copy instead of one per name.
+      const {dirs, dirOf, counter, chunk} = job
+      this.worker.postMessage({type: 'link', id, dirs, dirOf, names: job.names.join('\0'), counter, chunk})
+    })
   }
 
   async close(): Promise<void> {

@@ -90,7 +90,8 @@ async function mergeInto(state: MergeState, reader: LayerReader, options: MergeO
   openAhead(0)
   if (options.base) {
     const base = resolve(options.base.path)
-    const cloned = await cloneTree(base, state, new Set(options.base.skip))
+    // The reader's thread takes its share of the links while the first layer is read.
+    const cloned = await cloneTree(base, state, new Set(options.base.skip), reader)
     // Directory attributes live on the directory, not on a shared inode: copy them.
     for (const [path, attrs] of await readXattrsOf(cloned.dirs, options.logger)) state.xattrs.set(join(state.root, relative(base, path)), attrs)
     options.logger.debug(`started from ${options.base.path} (${cloned.entries} entries)`)
