@@ -13,7 +13,8 @@
  *   6  busy: another publisher holds the repository, or it is in a transaction we did not open
  *  70  internal error: a bug in cvmfs-oci
  * 130, 143  interrupted by SIGINT/SIGTERM (128 + signal), after aborting an open
- *           transaction (src/backends/signals.ts; not an error of this family)
+ *           transaction and removing a publish's download (src/backends/signals.ts;
+ *           not an error of this family)
  */
 export const ExitCode = {
   Failure: 1,

@@ -14,6 +14,30 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 type GuardedSignal = (typeof SIGNALS)[number]
 export type Cleanup = (signal: GuardedSignal) => void
 
+/** SignalGuards in force: while there is one, a signal is its business. */
+let guards = 0
+let exiting = false
+
+/**
+ * For the rest of the process: a signal that arrives outside a {@link SignalGuard} (a
+ * download, a merge into a plain directory) exits with 128 + its number through
+ * `process.exit`, so that exit handlers run — the download's temp dir is removed
+ * (tmp-promise), and execa kills the programs still running. Without it Node.js (or
+ * execa's signal-exit, which kills the process again with the signal) dies without
+ * them, and the download (up to the whole image) stays in $TMPDIR.
+ */
+export function exitOnSignals(logger: Logger): void {
+  if (exiting) return
+  exiting = true
+  for (const signal of SIGNALS) {
+    process.on(signal, () => {
+      if (guards > 0) return
+      logger.error(`interrupted by ${signal}`)
+      process.exit(128 + constants.signals[signal])
+    })
+  }
+}
+
 export class SignalGuard {
   private cleanup: Cleanup | 'hold'
   private held?: GuardedSignal
@@ -32,6 +56,7 @@ export class SignalGuard {
     cleanup: Cleanup,
   ) {
     this.cleanup = cleanup
+    guards++
     for (const signal of SIGNALS) process.on(signal, this.handler)
   }
 
@@ -48,6 +73,7 @@ export class SignalGuard {
   /** Stop guarding. A signal held meanwhile now runs `cleanup` and exits. */
   dispose(cleanup: Cleanup): void {
     for (const signal of SIGNALS) process.off(signal, this.handler)
+    guards--
     if (this.held) this.exit(this.held, cleanup)
   }
 

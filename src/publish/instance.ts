@@ -12,6 +12,7 @@ import {join} from 'node:path'
 import type {DirectoryResult} from 'tmp-promise'
 
 import type {RepositoryBackend} from '../backends/backend.js'
+import {exitOnSignals} from '../backends/signals.js'
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
 import {copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
@@ -46,13 +47,15 @@ export interface Chosen {
 
 /**
  * The scratch directory of one publish (its download), removed when the publish ends, and
- * also on the way out of a signal handler's process.exit (SIGTERM mid-download).
+ * also when SIGINT or SIGTERM stops the process (exitOnSignals: it exits through
+ * process.exit, whose handlers remove the directory).
  * tmp-promise is loaded here, not on the way to a command's first line (it loads crypto,
  * os, …).
  */
-export async function publishTempDir(tmpDir: string | undefined): Promise<DirectoryResult> {
+export async function publishTempDir(tmpDir: string | undefined, logger: Logger): Promise<DirectoryResult> {
   const {dir, setGracefulCleanup} = await import('tmp-promise')
   setGracefulCleanup()
+  exitOnSignals(logger)
   return dir({unsafeCleanup: true, tmpdir: tmpDir, prefix: 'cvmfs-oci-'})
 }
 

@@ -198,7 +198,7 @@ async function publishInspected(backend: RepositoryBackend, source: ImageSource,
     if (descriptors.length > 1) return publishPlatforms(backend, source, top, descriptors, options)
   }
   const chosen = await choose(source, top, options)
-  const temp = await publishTempDir(options.tmpDir)
+  const temp = await publishTempDir(options.tmpDir, logger)
   // On a terminal: the live line of the download and the merge.
   const progress = new PublishProgress(logger, source.input)
   // A download running while layers are unpacked (see below), stopped if anything fails.

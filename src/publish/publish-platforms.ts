@@ -79,7 +79,7 @@ export async function publishPlatforms(backend: RepositoryBackend, source: Image
   const root = backend.root
   const name = source.name
   const defaultArch = variantDefaultArch()
-  const temp = await publishTempDir(options.tmpDir)
+  const temp = await publishTempDir(options.tmpDir, logger)
   try {
     const items: Item[] = []
     for (const [i, descriptor] of descriptors.entries()) items.push(await prepare(descriptor, join(temp.path, String(i))))

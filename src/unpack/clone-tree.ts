@@ -16,6 +16,8 @@ import type {LinkJob} from './layer-worker.js'
 const ENTRIES_PER_TURN = 2000
 /** Hardlinks per chunk of the shared list: a thread takes one chunk at a time. */
 const LINKS_PER_CHUNK = 500
+/** Hardlinks listed before they are made: what bounds the list's memory on a large base. */
+const LINKS_PER_BATCH = 16384
 
 /** A second thread that takes chunks of the links (the merge's layer reader). */
 export interface LinkHelper {
@@ -28,25 +30,32 @@ export interface LinkHelper {
  * Returns the number of entries cloned and the directories of `source` cloned (their
  * attributes are copied separately: they live on the directory, not a shared inode).
  *
- * First the directories are walked and made, then the hardlinks, most of the time
- * (one link() each, the kernel's work): this thread and `helper`'s take chunks of
- * them until none is left. Gives the event loop a turn every few thousand entries: the
- * download of the layers to apply runs meanwhile, and signals are handled.
+ * The base is walked and its directories made; its other entries are listed, and
+ * hardlinked `linksPerBatch` at a time (most of the time: one link() each, the kernel's
+ * work): this thread and `helper`'s take chunks of the list until none is left. Gives
+ * the event loop a turn every few thousand entries: the download of the layers to
+ * apply runs meanwhile, and signals are handled.
  */
 export async function cloneTree(
   source: string,
   state: MergeState,
   skip: ReadonlySet<string>,
   helper?: LinkHelper,
+  linksPerBatch = LINKS_PER_BATCH,
 ): Promise<{entries: number; dirs: string[]}> {
   let entries = 0
   const dirs: string[] = []
-  const pairs: [string, string][] = []
-  const dirOf: number[] = []
-  const names: string[] = []
   const turn = () => new Promise((resolve) => setImmediate(resolve))
+  // The links listed and not made yet: `names[i]` in directory pair `pairs[dirOf[i]]`.
+  let batch = {pairs: [] as [string, string][], dirOf: [] as number[], names: [] as string[]}
+  const flush = async () => {
+    if (batch.names.length > 0) await linkAll(batch.pairs, Int32Array.from(batch.dirOf), batch.names, helper, turn)
+    batch = {pairs: [], dirOf: [], names: []}
+  }
   const walk = async (from: string, to: string, rel: string): Promise<void> => {
-    const pair = pairs.push([from, to]) - 1
+    // This directory's pair, in the batch it was added to (a new batch adds it again).
+    let pair = -1
+    let pairBatch: typeof batch | undefined
     for (const child of readdirSync(from, {withFileTypes: true})) {
       const childRel = rel ? `${rel}/${child.name}` : child.name
       if (skip.has(childRel)) continue
@@ -60,15 +69,25 @@ export async function cloneTree(
         dirs.push(src)
         await walk(src, dest, childRel)
       } else {
-        dirOf.push(pair)
-        names.push(child.name)
+        if (pairBatch !== batch) {
+          pairBatch = batch
+          pair = batch.pairs.push([from, to]) - 1
+        }
+        batch.dirOf.push(pair)
+        batch.names.push(child.name)
+        if (batch.names.length >= linksPerBatch) await flush()
       }
     }
   }
   await walk(resolve(source), state.root, '')
+  await flush()
+  return {entries, dirs}
+}
 
+/** Make the links of one batch, on this thread and `helper`'s, chunk by chunk. */
+async function linkAll(pairs: [string, string][], dirOf: Int32Array, names: string[], helper: LinkHelper | undefined, turn: () => Promise<unknown>): Promise<void> {
   const chunks = Math.ceil(names.length / LINKS_PER_CHUNK)
-  const job: LinkJob = {dirs: pairs, dirOf: Int32Array.from(dirOf), names, counter: new Int32Array(new SharedArrayBuffer(4)), chunk: LINKS_PER_CHUNK}
+  const job: LinkJob = {dirs: pairs, dirOf, names, counter: new Int32Array(new SharedArrayBuffer(4)), chunk: LINKS_PER_CHUNK}
   // Its failure is what is thrown when this thread's chunks went well.
   const helped = helper && chunks > 1 ? helper.link(job) : undefined
   try {
@@ -86,5 +105,4 @@ export async function cloneTree(
     throw error
   }
   await helped
-  return {entries, dirs}
 }

@@ -4,7 +4,7 @@
  * choice, and the errors a user meets.
  */
 import {spawn} from 'node:child_process'
-import {lstat, readdir, readFile, readlink, realpath, symlink} from 'node:fs/promises'
+import {lstat, mkdir, readdir, readFile, readlink, realpath, symlink} from 'node:fs/promises'
 import {join} from 'node:path'
 import {randomBytes} from 'node:crypto'
 import * as zlib from 'node:zlib'
@@ -40,6 +40,36 @@ async function pushed(image: ImageSpec, repoTag: string): Promise<{ref: string; 
 async function publishJson(root: string, ...args: string[]) {
   const out = await cliOk(['publish', '--root', root, '--tls-verify=false', '--json', ...args])
   return JSON.parse(out) as {images: {status: string; configDigest: string; manifestDigest: string; path: string; name: string; added: string[]}[]}
+}
+
+/**
+ * A repository `<what>-repo` with a small image published as `life/<what>:1`, and a
+ * new image of that name pushed, big enough that unpacking takes a while (24 files of
+ * 4 MiB of incompressible data); `before`: the repository's tree.
+ */
+async function oldAndBig(what: string) {
+  const root = join(work(), `${what}-repo`)
+  const v1 = await pushed(small('old'), `life/${what}:1`)
+  await publishJson(root, v1.ref)
+  const before = await snapshotTree(root)
+  const entries = Array.from({length: 24}, (_, i) => ({name: `data/blob${i}`, content: randomBytes(4 << 20)}))
+  const v2 = await pushed(small('new', [{entries, compression: 'gzip'}]), `life/${what}:1`)
+  return {root, v1, v2, before}
+}
+
+/**
+ * Wait until the publish of process `pid` into `root` is unpacking: its own staging
+ * directory (a killed run's may be there too) holds a few of `data/`'s files.
+ */
+async function unpacking(root: string, pid: number): Promise<void> {
+  const staging = join(root, '.cvmfs-oci', 'staging')
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const own = (await readdir(staging).catch(() => [] as string[])).find((name) => name.endsWith(`.${pid}`))
+    if (own && (await readdir(join(staging, own, 'data')).catch(() => [] as string[])).length > 2) return
+    if (Date.now() > deadline) throw new Error('publish never started unpacking')
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
 
 beforeAll(async () => {
@@ -193,26 +223,10 @@ describe('idempotence and atomicity', () => {
   })
 
   it('killed mid-publish, the repository still shows the previous image, and the next run cleans up', async () => {
-    const root = join(work(), 'kill-repo')
-    const v1 = await pushed(small('old'), 'life/kill:1')
-    await publishJson(root, v1.ref)
-    const before = await snapshotTree(root)
-    // Big enough that unpacking takes a while: 24 files of 4 MiB of incompressible data.
-    const entries = Array.from({length: 24}, (_, i) => ({name: `data/blob${i}`, content: randomBytes(4 << 20)}))
-    const v2 = await pushed(small('new', [{entries, compression: 'gzip'}]), 'life/kill:1')
+    const {root, v1, v2, before} = await oldAndBig('kill')
 
     const child = spawn(process.execPath, [BIN, 'publish', '--root', root, '--tls-verify=false', v2.ref], {stdio: 'ignore'})
-    const staging = join(root, '.cvmfs-oci', 'staging')
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      const inside = await readdir(staging).catch(() => [] as string[])
-      if (inside.length > 0) {
-        const files = await readdir(join(staging, inside[0]!, 'data')).catch(() => [] as string[])
-        if (files.length > 2) break
-      }
-      if (Date.now() > deadline) throw new Error('publish never started unpacking')
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await unpacking(root, child.pid!)
     child.kill('SIGKILL')
     await new Promise((r) => child.once('exit', r))
 
@@ -227,6 +241,35 @@ describe('idempotence and atomicity', () => {
     expect(rerun.stderr).toContain('stale staging')
     expect((await cliOk(['resolve', '--root', root, v2.ref])).trim()).toContain(v2.configDigest.slice(7))
     await expect(lstat(join(root, '.cvmfs-oci'))).rejects.toThrow()
+  })
+})
+
+describe('interrupted', () => {
+  it('by SIGINT or SIGTERM mid-publish: exits 130/143, says so, removes its download, leaves the repository as it was', async () => {
+    const {root, v2, before} = await oldAndBig('signal')
+
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      // Its own TMPDIR: what the download leaves is all that is in it.
+      const tmp = join(work(), `signal-tmp-${signal}`)
+      await mkdir(tmp)
+      const child = spawn(process.execPath, [BIN, 'publish', '--root', root, '--tls-verify=false', v2.ref], {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, TMPDIR: tmp}})
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)))
+      await unpacking(root, child.pid!)
+      // The download is there while it unpacks.
+      expect(await readdir(tmp)).toHaveLength(1)
+      child.kill(signal)
+      expect(await exited, stderr).toBe(code)
+      expect(stderr).toContain(`interrupted by ${signal}`)
+      expect(await readdir(tmp)).toEqual([])
+      const after = await snapshotTree(root, {exclude: (rel) => rel.startsWith('.cvmfs-oci')})
+      expect(diffTrees(before, after)).toEqual([])
+    }
+    // The next run clears the staging left behind and publishes.
+    const rerun = await cli(['publish', '--root', root, '--tls-verify=false', v2.ref])
+    expect(rerun.exitCode, rerun.stderr).toBe(0)
+    expect((await cliOk(['resolve', '--root', root, v2.ref])).trim()).toContain(v2.configDigest.slice(7))
   })
 })
 

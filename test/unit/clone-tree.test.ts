@@ -86,6 +86,18 @@ describe('cloneTree', () => {
     expect(cloned.dirs.sort()).toEqual(['d0', 'd0/nested', 'd1', 'd2'].map((d) => join(base, d)))
   })
 
+  it('clones in batches, a directory whose entries span two batches too', async () => {
+    const {base, root, state} = prepare(3, 700)
+    const reader = newReader()
+    // Batches of 1 000 links (two chunks of 500 each, for two threads): d1's files span
+    // the first two, d2's the last two; a directory's pair is listed again in each batch.
+    await cloneTree(base, state, new Set(), reader, 1000)
+    const before = walk(base)
+    const after = walk(root)
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort())
+    for (const [path, stat] of after) if (!stat.isDirectory()) expect(stat.ino, path).toBe(before.get(path)!.ino)
+  })
+
   it('fails with the link that failed, on whichever thread it was, and links nothing after it returns', async () => {
     const {base, root, state} = prepare(4, 600)
     const reader = newReader()
