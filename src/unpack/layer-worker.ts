@@ -181,7 +181,7 @@ export interface LayerRead {
   cancel(): void
 }
 
-/** A worker thread that reads layer blobs (each opened one at most a window ahead of the main thread). */
+/** A worker thread that reads the layer blobs it is given (those opened together, at the same time) and takes a share of a clone's hardlinks. */
 export class LayerReader {
   private readonly worker: Worker
   private nextId = 1
