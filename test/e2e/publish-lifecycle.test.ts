@@ -249,7 +249,7 @@ describe('interrupted', () => {
     const {root, v2, before} = await oldAndBig('signal')
 
     for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-      // Its own TMPDIR: what the download leaves is all that is in it.
+      // Its own TMPDIR, where the download goes.
       const tmp = join(work(), `signal-tmp-${signal}`)
       await mkdir(tmp)
       const child = spawn(process.execPath, [BIN, 'publish', '--root', root, '--tls-verify=false', v2.ref], {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, TMPDIR: tmp}})
@@ -257,12 +257,14 @@ describe('interrupted', () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
       const exited = new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)))
       await unpacking(root, child.pid!)
-      // The download is there while it unpacks.
-      expect(await readdir(tmp)).toHaveLength(1)
+      // The download is there while it unpacks (beside what Node.js itself may keep in
+      // TMPDIR: node-compile-cache on Node.js 22).
+      const downloads = async () => (await readdir(tmp)).filter((name) => name.startsWith('cvmfs-oci-'))
+      expect(await downloads()).toHaveLength(1)
       child.kill(signal)
       expect(await exited, stderr).toBe(code)
       expect(stderr).toContain(`interrupted by ${signal}`)
-      expect(await readdir(tmp)).toEqual([])
+      expect(await downloads()).toEqual([])
       const after = await snapshotTree(root, {exclude: (rel) => rel.startsWith('.cvmfs-oci')})
       expect(diffTrees(before, after)).toEqual([])
     }
