@@ -16,7 +16,8 @@ export type Cleanup = (signal: GuardedSignal) => void
 
 /** SignalGuards in force: while there is one, a signal is its business. */
 let guards = 0
-let exiting = false
+/** Whether {@link exitOnSignals} put its handlers in place (once per process). */
+let exitHandlersInstalled = false
 
 /**
  * For the rest of the process: a signal that arrives outside a {@link SignalGuard} (a
@@ -27,8 +28,8 @@ let exiting = false
  * them, and the download (up to the whole image) stays in $TMPDIR.
  */
 export function exitOnSignals(logger: Logger): void {
-  if (exiting) return
-  exiting = true
+  if (exitHandlersInstalled) return
+  exitHandlersInstalled = true
   for (const signal of SIGNALS) {
     process.on(signal, () => {
       if (guards > 0) return

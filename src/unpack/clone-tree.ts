@@ -19,6 +19,9 @@ const LINKS_PER_CHUNK = 500
 /** Hardlinks listed before they are made: what bounds the list's memory on a large base. */
 const LINKS_PER_BATCH = 16384
 
+/** A turn of the event loop: the download goes on, signals are handled. */
+const turn = () => new Promise((resolve) => setImmediate(resolve))
+
 /** A second thread that takes chunks of the links (the merge's layer reader). */
 export interface LinkHelper {
   link(job: LinkJob): Promise<void>
@@ -45,11 +48,10 @@ export async function cloneTree(
 ): Promise<{entries: number; dirs: string[]}> {
   let entries = 0
   const dirs: string[] = []
-  const turn = () => new Promise((resolve) => setImmediate(resolve))
   // The links listed and not made yet: `names[i]` in directory pair `pairs[dirOf[i]]`.
   let batch = {pairs: [] as [string, string][], dirOf: [] as number[], names: [] as string[]}
   const flush = async () => {
-    if (batch.names.length > 0) await linkAll(batch.pairs, Int32Array.from(batch.dirOf), batch.names, helper, turn)
+    if (batch.names.length > 0) await linkAll(batch.pairs, Int32Array.from(batch.dirOf), batch.names, helper)
     batch = {pairs: [], dirOf: [], names: []}
   }
   const walk = async (from: string, to: string, rel: string): Promise<void> => {
@@ -85,7 +87,7 @@ export async function cloneTree(
 }
 
 /** Make the links of one batch, on this thread and `helper`'s, chunk by chunk. */
-async function linkAll(pairs: [string, string][], dirOf: Int32Array, names: string[], helper: LinkHelper | undefined, turn: () => Promise<unknown>): Promise<void> {
+async function linkAll(pairs: [string, string][], dirOf: Int32Array, names: string[], helper: LinkHelper | undefined): Promise<void> {
   const chunks = Math.ceil(names.length / LINKS_PER_CHUNK)
   const job: LinkJob = {dirs: pairs, dirOf, names, counter: new Int32Array(new SharedArrayBuffer(4)), chunk: LINKS_PER_CHUNK}
   // Its failure is what is thrown when this thread's chunks went well.
