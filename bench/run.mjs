@@ -40,6 +40,7 @@ import {parseArgs} from 'node:util'
 import {findKit} from './lib/cvmfs.mjs'
 import {findGateway, onePublisherVsSeveral} from './lib/gateway.mjs'
 import {defaultCacheDir, SCIPY_WORKLOAD, scipyImage} from './lib/debian-image.mjs'
+import {freshNodeEnvironment} from './lib/environment.mjs'
 import {writeBenchLayout} from './lib/image.mjs'
 import {repeat, repeatInterleaved} from './lib/measure.mjs'
 import {coldStart, publishKept, publishVsDucc} from './lib/real-cvmfs.mjs'
@@ -328,6 +329,11 @@ const callLine = (calls) => Object.entries(calls).map(([verb, s]) => `${s.median
 let base
 try {
   log(`machine: ${JSON.stringify(results.machine)}`)
+  // Every command is measured as on a fresh machine (lib/environment.mjs says why).
+  const environment = (results.environment = freshNodeEnvironment())
+  if (environment) {
+    log(`environment: ${environment.removed.join(' and ')} removed for every measured command: node -e 0 takes ${environment.withMs.toFixed(1)} ms with, ${environment.withoutMs.toFixed(1)} ms without (medians of 15)`)
+  }
   if (['publish', 'republish', 'startup', 'hook', 'scale'].some((s) => sections.has(s))) {
   log('\n== preparing the scale-1 image')
   base = await prepareImage(1, ['v1', 'v2', 'base'])

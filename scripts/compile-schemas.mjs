@@ -40,8 +40,13 @@ console.error(`compiled ${schemas.length} schema(s) into src/generated/`)
 // (e.g. ucs2length for minLength). Give the module a require of its own: static
 // default imports of those CommonJS files are interpreted differently by Node and
 // by bundlers/vitest (module.exports vs its `default`), require() is the same everywhere.
+// Each helper is required at its first call, not when the module loads: `resolve` loads
+// the config's validator before every container start and uses it only when a config
+// file exists (a require() at load costs a search of node_modules, ~1 ms).
 function esmRuntimeImports(code) {
   if (!code.includes('require(')) return code
-  const preamble = 'import {createRequire} from "node:module";\nconst require = createRequire(import.meta.url);\n'
-  return `${preamble}${code.replace(/^"use strict";/, '')}`
+  const preamble = 'import {createRequire} from "node:module";\nlet required;\nconst require = (id) => (required ??= createRequire(import.meta.url))(id);\n'
+  const lazy = code.replace(/const (\w+) = require\(("[^"]+")\)\.default;/g, (_, name, id) => `function ${name}(...args) { return require(${id}).default(...args); }`)
+  if (/=\s*require\(/.test(lazy)) throw new Error('compile-schemas: a require() of ajv\'s output is not of the form this script makes lazy')
+  return `${preamble}${lazy.replace(/^"use strict";/, '')}`
 }

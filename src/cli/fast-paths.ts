@@ -10,6 +10,7 @@ import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 
 import {requireBundle} from './code-cache.js'
+import {fdOutput} from './fd-output.js'
 
 /** Commands with a bundle of their own: the words that name them → the definition's file. */
 const BUNDLED = new Map(
@@ -38,7 +39,7 @@ export async function fastPath(argv: string[]): Promise<number | undefined> {
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     // oclif's format: name/version platform-arch node-version
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {name: string; version: string}
-    process.stdout.write(`${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`)
+    fdOutput(1).write(`${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`)
     return 0
   }
   const words = argv[0] === 'hook' || argv[0] === 'podman' ? 2 : 1

@@ -7,6 +7,7 @@
 import {parseArgs} from 'node:util'
 
 import {CvmfsOciError, toCvmfsOciError, UsageError} from '../errors.js'
+import {fdOutput, type Output} from './fd-output.js'
 import {missingForReadOnlyPodman, writable} from '../layout/mount-points.js'
 import {resolveImage} from '../layout/resolve.js'
 import {searchRoots} from '../layout/roots.js'
@@ -38,7 +39,7 @@ function overlayMode(argv: string[]): {argv: string[]; mode: 'auto' | 'always' |
 }
 
 /** Run `resolve` with these arguments; returns the exit code. */
-export async function resolveMain(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+export async function resolveMain(argv: string[], out: Output = fdOutput(1), err: Output = fdOutput(2)): Promise<number> {
   try {
     const overlay = overlayMode(argv)
     let parsed

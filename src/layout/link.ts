@@ -11,7 +11,7 @@
  *
  * The result is a real path: runc refuses a rootfs given through a symlink.
  */
-import {lstat, readlink, realpath, stat} from 'node:fs/promises'
+import {lstat, readlink, realpath, stat} from './fs-calls.js'
 import {dirname, isAbsolute, join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'

@@ -5,7 +5,7 @@
  *
  * Listing walks `.metadata` (it is not on a hot path); resolving never does.
  */
-import {lstat, readdir, readFile, realpath} from 'node:fs/promises'
+import {lstat, readdir, readFile, realpath} from './fs-calls.js'
 import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'

@@ -28,7 +28,7 @@
  * `etc/resolv.conf` or `etc/localtime` it warns and skips that mount; without
  * `etc/passwd` and `etc/group` it warns that it cannot add the user to them.
  */
-import {access, chmod, constants, lstat, mkdir, readlink, symlink, writeFile} from 'node:fs/promises'
+import {access, chmod, constants, lstat, mkdir, readlink, symlink, writeFile} from './fs-calls.js'
 import {join} from 'node:path'
 
 /** Something publish adds to a flat root where the image has nothing at `path` (relative). */

@@ -4,7 +4,7 @@
  * says (a handful of lstat/readlink calls) and never scans a repository; only a digest
  * reference without its own link costs one readdir and one small read per tag.
  */
-import {readdir, realpath, stat} from 'node:fs/promises'
+import {readdir, realpath, stat} from './fs-calls.js'
 import {join} from 'node:path'
 
 import {NotFoundError} from '../errors.js'

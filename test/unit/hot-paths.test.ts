@@ -15,6 +15,7 @@ import {join, relative} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 
 import {TOP} from '../helpers/cli.js'
+import {writeDuccShapedImage} from '../helpers/ducc-shaped.js'
 import {exec} from '../helpers/exec.js'
 import {useTempDir} from '../helpers/temp-dir.js'
 
@@ -134,5 +135,47 @@ describe('what each command loads before its own work', () => {
     // (Only zlib can be told here: node:child_process is the trace's own, worker_threads
     // comes with its module.register, and Node.js loads crypto itself.)
     expect(loaded.builtins.filter((name) => name === 'zlib'), `built-ins, at ${loaded.when}`).toEqual([])
+  })
+})
+
+/**
+ * `resolve` and `--version` write their line straight to the descriptor and make their
+ * file-system calls through node:fs's callbacks (src/cli/fd-output.ts,
+ * src/layout/fs-calls.ts): Node.js's stream modules, which process.stdout and
+ * node:fs/promises load (~4 ms and ~2 ms), stay unloaded, found or not.
+ */
+describe('resolve and --version load no stream module', () => {
+  const dir = useTempDir('cvmfs-oci-no-streams-', 'all')
+  const preload = (): string => join(dir(), 'builtins.cjs')
+  const builtinsLoaded = async (file: string): Promise<string[]> =>
+    (JSON.parse(await readFile(file, 'utf8')) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
+  let bare: Set<string>
+
+  beforeAll(async () => {
+    await writeDuccShapedImage(join(dir(), 'repo'), 'docker.io/library/alpine:3.20', `sha256:${'ab'.repeat(32)}`, [{name: 'bin/', type: 'directory'}])
+    // Records Node.js's built-ins loaded by the end of the run (no module.register here,
+    // unlike load-trace.cjs: its loader thread would load streams itself).
+    await writeFile(preload(), "process.on('exit', () => require('node:fs').writeFileSync(process.env.BUILTINS_OUT, JSON.stringify(process.moduleLoadList)))\n")
+    const out = join(dir(), 'builtins-bare.json')
+    await exec(process.execPath, ['--require', preload(), '-e', '0'], {env: {BUILTINS_OUT: out}})
+    bare = new Set(await builtinsLoaded(out))
+    expect(bare.size).toBeGreaterThan(10)
+  })
+
+  it.each([
+    ['resolve (found)', ['resolve', '--overlay=false', '--root', 'REPO', 'alpine:3.20'], 0, /\.flat\/ab\/(ab)+\n$/],
+    ['resolve (not published)', ['resolve', '--root', 'REPO', 'alpine:9.99'], 3, /^$/],
+    ['--version', ['--version'], 0, /^cvmfs-oci\//],
+  ] as const)('%s', async (name, argv, code, stdout) => {
+    const out = join(dir(), `builtins-${name.replaceAll(/\W+/g, '_')}.json`)
+    const run = await exec(process.execPath, ['--require', preload(), join(TOP, 'bin/run.js'), ...argv.map((a) => (a === 'REPO' ? join(dir(), 'repo') : a))], {
+      reject: false,
+      env: {BUILTINS_OUT: out, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: ''},
+    })
+    expect(run.exitCode, run.stderr).toBe(code)
+    expect(run.stdout).toMatch(stdout)
+    // Beyond what a bare `node -e 0` loads (Node.js itself loads a stream helper or two).
+    const streams = (await builtinsLoaded(out)).filter((m) => (m === 'stream' || m.startsWith('internal/streams/') || m === 'internal/fs/promises') && !bare.has(m))
+    expect(streams).toEqual([])
   })
 })
