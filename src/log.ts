@@ -4,13 +4,14 @@
  * silenced for `--json` output. Progress is drawn in place on a terminal and
  * reduced to occasional plain lines otherwise.
  */
-import type {Writable} from 'node:stream'
+import {stderrSink, type LogSink} from './output.js'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const rank: Record<Level, number> = {debug: 10, info: 20, warn: 30, error: 40}
 
 export interface LoggerOptions {
-  stream?: Writable & {isTTY?: boolean}
+  /** Default: stderr (src/output.ts, without Node.js's streams where it is no terminal). */
+  stream?: LogSink
   level?: Level
   /** Prefix each line with an ISO timestamp (for unattended runs). */
   timestamps?: boolean
@@ -23,7 +24,7 @@ export interface LoggerOptions {
 }
 
 export class Logger {
-  readonly stream: Writable & {isTTY?: boolean}
+  readonly stream: LogSink
   readonly level: Level
   readonly timestamps: boolean
   readonly live: boolean
@@ -32,7 +33,7 @@ export class Logger {
   readonly warnings: string[] = []
 
   constructor(options: LoggerOptions = {}) {
-    this.stream = options.stream ?? process.stderr
+    this.stream = options.stream ?? stderrSink()
     this.level = options.level ?? 'info'
     this.timestamps = options.timestamps ?? false
     this.live = options.live ?? (Boolean(this.stream.isTTY) && rank[this.level] <= rank.info)
@@ -61,7 +62,7 @@ export class Logger {
    */
   progress(message: string): void {
     if (!this.live) return
-    const columns = (this.stream as {columns?: number}).columns
+    const columns = this.stream.columns
     const line = columns && columns > 1 && message.length > columns - 1 ? `${message.slice(0, columns - 2)}…` : message
     this.stream.write(`\r\x1b[K${line}`)
     this.progressShown = true
@@ -85,8 +86,7 @@ export class Logger {
 
 /** A logger that drops everything except what tests want to look at. */
 export function silentLogger(): Logger {
-  const sink = {write: () => true} as unknown as Writable
-  return new Logger({stream: sink, level: 'error'})
+  return new Logger({stream: {write: () => {}}, level: 'error'})
 }
 
 /** The first `limit` of `items` for a message: `a, b, c and 4 more`. */

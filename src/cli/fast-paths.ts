@@ -10,7 +10,7 @@ import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 
 import {requireBundle} from './code-cache.js'
-import {fdOutput} from './fd-output.js'
+import {fdOutput} from '../output.js'
 
 /** Commands with a bundle of their own: the words that name them → the definition's file. */
 const BUNDLED = new Map(

@@ -8,7 +8,7 @@
  * way oclif's parser reads it, and declines everything else (a flag it does not know,
  * `--help`, `--`, a value that starts with "-", a missing argument, a bad value of any
  * kind …), so that oclif parses, and reports, that command line itself. Output and exit
- * codes are oclif's: lines through console.log/console.error as oclif's ux does, the
+ * codes are oclif's: lines as oclif's ux writes them through console.log/console.error, the
  * result as JSON with --json, and every error, once the command has started, handed to
  * the oclif command class of the same definition (loading oclif then) to print and exit.
  * test/unit/fast-run.test.ts compares this parser with oclif's and the two paths' output.
@@ -20,6 +20,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
 
+import {fdOutput} from '../output.js'
 import {BASE_FLAGS, JSON_FLAG, type CommandDefinition, type CommandIO, type FlagSpec} from './spec.js'
 
 /** The package root (where package.json is), which oclif's Config loads from. */
@@ -157,16 +158,15 @@ export async function runFast(id: string, definition: CommandDefinition<any, any
   const parsed = parseArgv(definition, argv)
   if (!parsed) return undefined
 
-  // As oclif's Command does: a closed pipe on stdout (| head) is not an error, and the
-  // variable of oclif's autoupdater is not passed on.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error?.code !== 'EPIPE') throw error
-  })
+  // As oclif's Command does: the variable of oclif's autoupdater is not passed on (and a
+  // closed pipe on stdout, | head, is not an error: src/output.ts).
   delete process.env.CVMFS_OCI_REDIRECTED
   const json = Boolean(definition.enableJsonFlag) && (process.env.CVMFS_OCI_CONTENT_TYPE?.toLowerCase() === 'json' || argv.includes('--json'))
+  // Lines as console.log/console.error write them, without Node.js's streams.
+  const [stdout, stderr] = [fdOutput(1), fdOutput(2)]
   const io: CommandIO = {
-    log: (message) => void (json || console.log(format(message))),
-    logToStderr: (message) => void (json || console.error(format(message))),
+    log: (message) => void (json || stdout.write(`${format(message)}\n`)),
+    logToStderr: (message) => void (json || stderr.write(`${format(message)}\n`)),
     warn: (message) => void (json || oclifErrors().warn(message)),
     error: (message, options) => oclifErrors().error(message, options),
     jsonEnabled: () => json,
@@ -179,7 +179,7 @@ export async function runFast(id: string, definition: CommandDefinition<any, any
     return process.exitCode === undefined ? undefined : Number(process.exitCode)
   }
   // oclif's logJson: pretty JSON through ux.stdout (colourless without a theme).
-  if (result && json) console.log(format(JSON.stringify(result, undefined, 2)))
+  if (result && json) stdout.write(`${format(JSON.stringify(result, undefined, 2))}\n`)
   return Number(process.exitCode ?? 0)
 }
 

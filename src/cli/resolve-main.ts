@@ -7,7 +7,8 @@
 import {parseArgs} from 'node:util'
 
 import {CvmfsOciError, toCvmfsOciError, UsageError} from '../errors.js'
-import {fdOutput, type Output} from './fd-output.js'
+import {fdOutput, type Output} from '../output.js'
+import {callSynchronously} from '../layout/fs-calls.js'
 import {missingForReadOnlyPodman, writable} from '../layout/mount-points.js'
 import {resolveImage} from '../layout/resolve.js'
 import {searchRoots} from '../layout/roots.js'
@@ -38,8 +39,12 @@ function overlayMode(argv: string[]): {argv: string[]; mode: 'auto' | 'always' |
   return {argv: rest, mode}
 }
 
-/** Run `resolve` with these arguments; returns the exit code. */
+/**
+ * Run `resolve` with these arguments; returns the exit code. The process does nothing
+ * else, so its few file-system calls are made synchronously (layout/fs-calls.ts).
+ */
 export async function resolveMain(argv: string[], out: Output = fdOutput(1), err: Output = fdOutput(2)): Promise<number> {
+  callSynchronously()
   try {
     const overlay = overlayMode(argv)
     let parsed

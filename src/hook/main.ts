@@ -9,6 +9,7 @@
 import {readFileSync, realpathSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {fdOutput} from '../output.js'
 import {applyImageConfig, type RuntimeSpec} from './apply.js'
 import {findFlatRoot} from './flat-root.js'
 import {findImageConfig} from './image-config.js'
@@ -61,13 +62,14 @@ export function filterConfig(input: Buffer, readMountinfo: () => string): {outpu
 
 export function main(): void {
   let input: Buffer = Buffer.alloc(0)
+  let result: {output: Buffer; warnings: string[]}
   try {
     input = readStdin()
-    const {output, warnings} = filterConfig(input, () => readFileSync('/proc/self/mountinfo', 'utf8'))
-    for (const warning of warnings) process.stderr.write(`cvmfs-oci hook: warning: ${warning}\n`)
-    process.stdout.write(output)
+    result = filterConfig(input, () => readFileSync('/proc/self/mountinfo', 'utf8'))
   } catch (error) {
-    process.stderr.write(`cvmfs-oci hook: warning: ${(error as Error).message}\n`)
-    process.stdout.write(input)
+    result = {output: input, warnings: [(error as Error).message]}
   }
+  // Straight to the descriptors (src/output.ts): no stream is built for one write each.
+  for (const warning of result.warnings) fdOutput(2).write(`cvmfs-oci hook: warning: ${warning}\n`)
+  fdOutput(1).write(result.output)
 }

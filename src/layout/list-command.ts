@@ -1,5 +1,5 @@
 /** `cvmfs-oci list` as a function, and its table for people. */
-import {stat} from 'node:fs/promises'
+import {stat} from './fs-calls.js'
 import {join} from 'node:path'
 
 import {formatBytes} from '../log.js'

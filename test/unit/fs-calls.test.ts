@@ -1,0 +1,94 @@
+/**
+ * src/layout/fs-calls.ts: the layout readers' file-system calls, through node:fs's
+ * callbacks or, once `callSynchronously()` was called (resolve), synchronously. Either
+ * way each call resolves to the same value and rejects with the same error code.
+ */
+import {mkdirSync, Stats, symlinkSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {describe, expect, it, vi} from 'vitest'
+
+import {useTempDir} from '../helpers/temp-dir.js'
+
+type Calls = typeof import('../../src/layout/fs-calls.js')
+
+/** Every call on a path that is there and on one that is not: values, or error codes. */
+async function outcomes(calls: Calls, dir: string): Promise<unknown[]> {
+  const settle = (promise: Promise<unknown>) => promise.then(
+    (value) => (value instanceof Stats ? {directory: value.isDirectory(), size: value.size} : value),
+    (error: NodeJS.ErrnoException) => ({code: error.code}),
+  )
+  const missing = join(dir, 'missing')
+  return Promise.all([
+    settle(calls.lstat(join(dir, 'link'))),
+    settle(calls.stat(join(dir, 'link'))),
+    settle(calls.stat(missing)),
+    settle(calls.readlink(join(dir, 'link'))),
+    settle(calls.readlink(join(dir, 'file'))),
+    settle(calls.realpath(join(dir, 'link'))),
+    settle(calls.realpath(missing)),
+    settle(calls.readFile(join(dir, 'file'), 'utf8')),
+    settle(calls.readFile(missing, 'utf8')),
+    settle(calls.readdir(dir).then((names) => names.sort())),
+    settle(calls.readdir(dir, {withFileTypes: true}).then((entries) => entries.map((e) => `${e.name} ${e.isDirectory()}`).sort())),
+    settle(calls.readdir(missing)),
+    settle(calls.access(join(dir, 'file'), calls.constants.R_OK)),
+    settle(calls.access(missing, calls.constants.R_OK)),
+    settle(calls.mkdir(join(dir, 'sub'))),
+    settle(calls.writeFile(join(dir, 'file'), 'again', {flag: 'wx'})),
+    settle(calls.symlink('file', join(dir, 'link'))),
+    settle(calls.chmod(missing, 0o644)),
+  ])
+}
+
+describe('fs-calls', () => {
+  const dir = useTempDir('cvmfs-oci-fs-calls-', 'each')
+
+  const prepare = (at: string) => {
+    mkdirSync(join(at, 'sub'), {recursive: true})
+    writeFileSync(join(at, 'file'), 'content')
+    symlinkSync('file', join(at, 'link'))
+    return at
+  }
+
+  it('gives the same values and errors asynchronously and synchronously', async () => {
+    vi.resetModules()
+    const asynchronous = (await import('../../src/layout/fs-calls.js')) as Calls
+    const a = await outcomes(asynchronous, prepare(join(dir(), 'a')))
+    vi.resetModules()
+    const synchronous = (await import('../../src/layout/fs-calls.js')) as Calls
+    synchronous.callSynchronously()
+    const s = await outcomes(synchronous, prepare(join(dir(), 's')))
+    const normalized = (list: unknown[], at: string) => JSON.parse(JSON.stringify(list).replaceAll(join(dir(), at), 'DIR')) as unknown[]
+    expect(normalized(s, 's')).toEqual(normalized(a, 'a'))
+    // And they are what they should be, not merely alike.
+    expect(normalized(a, 'a')).toEqual([
+      {directory: false, size: 4},
+      {directory: false, size: 7},
+      {code: 'ENOENT'},
+      'file',
+      {code: 'EINVAL'},
+      'DIR/file',
+      {code: 'ENOENT'},
+      'content',
+      {code: 'ENOENT'},
+      ['file', 'link', 'sub'],
+      ['file false', 'link false', 'sub true'],
+      {code: 'ENOENT'},
+      null, // access resolves to nothing (null after the JSON round trip above)
+      {code: 'ENOENT'},
+      {code: 'EEXIST'},
+      {code: 'EEXIST'},
+      {code: 'EEXIST'},
+      {code: 'ENOENT'},
+    ])
+  })
+
+  it('rejects rather than throws when synchronous', async () => {
+    vi.resetModules()
+    const calls = (await import('../../src/layout/fs-calls.js')) as Calls
+    calls.callSynchronously()
+    const pending = calls.lstat(join(dir(), 'missing'))
+    await expect(pending).rejects.toMatchObject({code: 'ENOENT'})
+  })
+})
