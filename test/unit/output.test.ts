@@ -11,17 +11,19 @@ import {describe, expect, it} from 'vitest'
 
 import {TOP} from '../helpers/cli.js'
 import {exec} from '../helpers/exec.js'
+import {runOnTerminal} from '../helpers/terminal.js'
 
 const OUTPUT = join(TOP, 'dist/output.js')
 const LOG = join(TOP, 'dist/log.js')
 
-/** Run `code` (an ES module) with the built output.js imported as `out`. */
-const run = (code: string, shell?: string) =>
-  shell === undefined
-    ? exec(process.execPath, ['--input-type=module', '-e', `import * as out from ${JSON.stringify(OUTPUT)}; ${code}`], {reject: false})
-    : exec('bash', ['-c', shell.replace('NODE', `${JSON.stringify(process.execPath)} --input-type=module -e ${shellQuote(`import * as out from ${JSON.stringify(OUTPUT)}; ${code}`)}`)], {reject: false})
+/** An ES module that imports the built output.js as `out`, then runs `code`. */
+const withOutput = (code: string) => `import * as out from ${JSON.stringify(OUTPUT)}; ${code}`
 
-const shellQuote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`
+/** Run `code` with the built output.js imported as `out`. */
+const run = (code: string) => exec(process.execPath, ['--input-type=module', '-e', withOutput(code)], {reject: false})
+
+/** A module that makes a Logger, logs a line, and prints what its default stderr is. */
+const LOGGER_PROBE = `import {Logger} from ${JSON.stringify(LOG)}; const l = new Logger(); l.info('a line'); process.stdout.write(JSON.stringify({tty: Boolean(l.stream.isTTY), live: l.live, stream: l.stream === process.stderr}) + '\\n')`
 
 describe('fdOutput', () => {
   it('writes all of a text larger than a pipe holds, in order with the streams', async () => {
@@ -38,7 +40,8 @@ describe('fdOutput', () => {
   })
 
   it('takes a reader that went away as no error', async () => {
-    const r = await run(`for (let i = 0; i < 64; i++) out.fdOutput(1).write('y'.repeat(65536)); out.fdOutput(2).write('done\\n')`, 'set -o pipefail; NODE | head -c 1 >/dev/null')
+    const code = withOutput(`for (let i = 0; i < 64; i++) out.fdOutput(1).write('y'.repeat(65536)); out.fdOutput(2).write('done\\n')`)
+    const r = await exec('bash', ['-c', 'set -o pipefail; "$0" --input-type=module -e "$1" | head -c 1 >/dev/null', process.execPath, code], {reject: false})
     // 4 MiB into a pipe whose reader left after one byte: the writer went on after EPIPE
     // and exited 0 (pipefail: the status is the writer's).
     expect(r.stderr).toBe('done\n')
@@ -48,14 +51,17 @@ describe('fdOutput', () => {
 
 describe("a Logger's default stderr", () => {
   it('on a pipe: the descriptor, no terminal, no stream made', async () => {
-    const r = await exec(process.execPath, ['--input-type=module', '-e', `import {Logger} from ${JSON.stringify(LOG)}; const l = new Logger(); l.info('a line'); process.stdout.write(JSON.stringify({tty: Boolean(l.stream.isTTY), live: l.live, stream: l.stream === process.stderr}))`], {reject: false})
+    const r = await exec(process.execPath, ['--input-type=module', '-e', LOGGER_PROBE], {reject: false})
     expect(r.stderr).toBe('a line\n')
     expect(JSON.parse(r.stdout)).toEqual({tty: false, live: false, stream: false})
   })
 
   it('on a terminal: the stream (its width, live progress)', async () => {
-    const r = await exec('script', ['-qec', `${process.execPath} --input-type=module -e ${shellQuote(`import {Logger} from ${JSON.stringify(LOG)}; const l = new Logger(); console.log(JSON.stringify({tty: Boolean(l.stream.isTTY), live: l.live, stream: l.stream === process.stderr}))`)}`, '/dev/null'], {reject: false})
-    expect(r.exitCode, r.stderr).toBe(0)
-    expect(JSON.parse(r.stdout.trim())).toEqual({tty: true, live: true, stream: true})
+    const r = await runOnTerminal([process.execPath, '--input-type=module', '-e', LOGGER_PROBE], {columns: 80})
+    expect(r.exitCode, r.raw).toBe(0)
+    // The terminal shows the line, then what the probe printed (on a terminal, \r\n ends a line).
+    const [line, probe] = r.raw.trim().split(/\r?\n/)
+    expect(line).toBe('a line')
+    expect(JSON.parse(probe!)).toEqual({tty: true, live: true, stream: true})
   })
 })
