@@ -332,7 +332,7 @@ try {
   // Every command is measured as on a fresh machine (lib/environment.mjs says why).
   const environment = (results.environment = freshNodeEnvironment())
   if (environment) {
-    log(`environment: ${environment.removed.join(' and ')} removed for every measured command: node -e 0 takes ${environment.withMs.toFixed(1)} ms with, ${environment.withoutMs.toFixed(1)} ms without (medians of 15)`)
+    log(`environment: ${environment.removed.join(' and ')} removed for every measured command: node -e 0 takes ${environment.withMs.toFixed(1)} ms with, ${environment.withoutMs.toFixed(1)} ms without (medians of ${environment.rounds})`)
   }
   if (['publish', 'republish', 'startup', 'hook', 'scale'].some((s) => sections.has(s))) {
   log('\n== preparing the scale-1 image')

@@ -23,8 +23,8 @@ function nodeStart(env) {
 
 /**
  * Remove the variables above from `process.env`; returns those that were set, with the
- * medians of `rounds` interleaved runs of `node -e 0` with and without them (undefined
- * when none was set).
+ * medians of `rounds` interleaved runs of `node -e 0` with and without them, and
+ * `rounds` (undefined when none was set).
  */
 export function freshNodeEnvironment(rounds = 15) {
   const set = VARIABLES.filter((name) => process.env[name] !== undefined && process.env[name] !== '')
@@ -38,5 +38,5 @@ export function freshNodeEnvironment(rounds = 15) {
     without.push(nodeStart(clean))
   }
   for (const name of set) delete process.env[name]
-  return {removed: set, withMs: median(withThem), withoutMs: median(without)}
+  return {removed: set, withMs: median(withThem), withoutMs: median(without), rounds}
 }
