@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Bundle the entries whose start-up matters into single CommonJS files (esbuild), so that
 // Node.js loads one file instead of a graph of ES modules:
-//   dist/cli/fast-paths.cjs        the CLI's router, `resolve` and `--version`
+//   dist/cli/fast-paths.cjs        the CLI's router and `--version`
+//   dist/cli/resolve-main.cjs      `resolve`
 //   dist/hook/main.cjs             the OCI hook
 //   dist/cli/definitions/<c>.cjs   each other command, parsed and run without oclif
 //                                  (src/cli/fast-run.ts), beside its definition
@@ -50,6 +51,14 @@ function vendorBundles(outfile) {
   }
 }
 
+/** node:module → scripts/bundle-shims/node-module.mjs (its createRequire is the bundle's require). */
+const nodeModuleShim = {
+  name: 'node-module-shim',
+  setup(b) {
+    b.onResolve({filter: /^(node:)?module$/}, () => ({path: join(top, 'scripts', 'bundle-shims', 'node-module.mjs')}))
+  },
+}
+
 /** Bundle path (from the top) → the modules it holds. */
 const contents = {}
 
@@ -64,19 +73,20 @@ async function bundle({entry, stdin, outfile, urlDir}) {
     target: 'node20',
     logLevel: 'warning',
     external: EXTERNAL,
-    plugins: [vendorBundles(outfile)],
+    plugins: [vendorBundles(outfile), nodeModuleShim],
     supported: {'dynamic-import': false},
     minifyWhitespace: true,
     minifySyntax: true,
     metafile: true,
-    // import.meta does not exist in CommonJS: give it the URL of a module in urlDir.
-    define: {'import.meta.url': '__cvmfsOciModuleUrl'},
-    banner: {js: `const __cvmfsOciModuleUrl = require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(up)}, "bundle.cjs")).href;`},
+    // import.meta does not exist in CommonJS: give it the URL of a module in urlDir, made
+    // at its first use (a file URL at every load costs Node.js's URL code its compilation).
+    define: {'import.meta.url': '__cvmfsOciModule.url'},
+    banner: {js: `let __cvmfsOciModuleUrl; const __cvmfsOciModule = {get url() { return __cvmfsOciModuleUrl ??= require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(up)}, "bundle.cjs")).href }};`},
   })
   contents[relative(top, outfile)] = Object.keys(metafile.inputs).filter((input) => !input.startsWith('<stdin>')).sort()
 }
 
-for (const entry of ['dist/cli/fast-paths.js', 'dist/hook/main.js', 'dist/vendor/execa.js']) {
+for (const entry of ['dist/cli/fast-paths.js', 'dist/cli/resolve-main.js', 'dist/hook/main.js', 'dist/vendor/execa.js']) {
   await bundle({entry: join(top, entry), outfile: join(top, entry.replace(/\.js$/, '.cjs')), urlDir: dirname(join(top, entry))})
 }
 
@@ -92,4 +102,4 @@ for (const name of names) {
   await bundle({stdin: {contents, resolveDir: definitions, sourcefile: `${name}-entry.js`, loader: 'js'}, outfile: join(definitions, `${name}.cjs`), urlDir: join(top, 'dist', 'cli')})
 }
 await writeFile(join(top, 'dist', 'bundles.json'), `${JSON.stringify(contents, null, 2)}\n`)
-console.error(`bundled dist/cli/fast-paths.cjs, dist/hook/main.cjs, dist/vendor/execa.cjs and ${names.length} command(s) in dist/cli/definitions/`)
+console.error(`bundled dist/cli/fast-paths.cjs, dist/cli/resolve-main.cjs, dist/hook/main.cjs, dist/vendor/execa.cjs and ${names.length} command(s) in dist/cli/definitions/`)

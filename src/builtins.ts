@@ -7,9 +7,12 @@
  */
 import {createRequire} from 'node:module'
 
-const load = createRequire(import.meta.url)
+let required: NodeJS.Require | undefined
+const load = (id: string): unknown => (required ??= createRequire(import.meta.url))(id)
 
 export const crypto = (): typeof import('node:crypto') => load('node:crypto') as typeof import('node:crypto')
 export const zlib = (): typeof import('node:zlib') => load('node:zlib') as typeof import('node:zlib')
 export const workerThreads = (): typeof import('node:worker_threads') => load('node:worker_threads') as typeof import('node:worker_threads')
+/** node:os: small, but only `$HOME`-less runs need it before their work. */
+export const os = (): typeof import('node:os') => load('node:os') as typeof import('node:os')
 export const childProcess = (): typeof import('node:child_process') => load('node:child_process') as typeof import('node:child_process')

@@ -16,11 +16,11 @@
  *   was written, and everything must be inside the lease; after publishing, it is read
  *   back from a view at least as new as the publish.
  */
-import {lstat, readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {ExternalError} from '../errors.js'
 import {run} from '../exec.js'
+import {lstat, readdir} from '../fs-promises.js'
 import type {Logger} from '../log.js'
 import {aboveScope, inScope} from './scope.js'
 

@@ -17,11 +17,11 @@
  * the state directory.
  */
 import {rmSync} from 'node:fs'
-import {mkdir, readdir, rm} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
+import {mkdir, readdir, rm} from '../fs-promises.js'
 import {someOf, type Logger} from '../log.js'
 import {applyXattrs, type XattrTable} from '../unpack/xattrs.js'
 import {ingest} from './cvmfs-server.js'

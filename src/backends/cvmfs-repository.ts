@@ -15,10 +15,10 @@
  * flat root that lost its `security.capability`.
  */
 import {rmSync} from 'node:fs'
-import {rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {BusyError, UsageError, UserError} from '../errors.js'
+import {rm, stat, writeFile} from '../fs-promises.js'
 import {WORK_DIR} from '../layout/paths.js'
 import type {Logger} from '../log.js'
 import type {BackendOptions, RepositoryBackend} from './backend.js'

@@ -5,13 +5,13 @@
  * errors of our family here, everything else stays an ExternalError with the command
  * and the tail of its output.
  */
-import {readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Readable} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {BugError, BusyError, ExternalError, UserError} from '../errors.js'
 import {run, runSync} from '../exec.js'
+import {readFile, stat} from '../fs-promises.js'
 import type {Logger} from '../log.js'
 
 const PROGRAM = 'cvmfs_server'

@@ -5,10 +5,10 @@
  * holds the repository lock (`.cvmfs-oci/lock`, see lock.ts: any number of runs take
  * turns on it) and clears staging left by killed runs.
  */
-import {mkdir, readdir, rm, rmdir, stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
 import {UserError} from '../errors.js'
+import {mkdir, readdir, rm, rmdir, stat} from '../fs-promises.js'
 import {WORK_DIR} from '../layout/paths.js'
 import type {BackendOptions, RepositoryBackend} from './backend.js'
 import {acquireLock, type Lock} from './lock.js'

@@ -29,10 +29,10 @@
  * sends, and every tar starts with an entry for its base (`./`, mode and owner from the
  * upper directory; for a base that exists, cvmfs keeps the directory as it is).
  */
-import {lstat, readdir} from 'node:fs/promises'
 import {join, posix, relative} from 'node:path'
 
 import {UserError} from '../errors.js'
+import {lstat, readdir} from '../fs-promises.js'
 import {FLAT_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
 import type {Logger} from '../log.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'

@@ -16,13 +16,13 @@
  * deletes the file, no two processes ever hold a lock on what the path names.
  */
 import {close, closeSync, constants, fstat, ftruncate, open, rmSync, write} from 'node:fs'
-import {mkdir, readFile, rm, stat} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {dirname} from 'node:path'
 import {promisify} from 'node:util'
 
 import {BusyError, ExternalError} from '../errors.js'
 import {runBrief} from '../exec.js'
+import {mkdir, readFile, rm, stat} from '../fs-promises.js'
 import type {Logger} from '../log.js'
 
 /** Who holds a lock (or opened a transaction): written as JSON into the lock file. */

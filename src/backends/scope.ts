@@ -9,8 +9,9 @@
  * is `.flat/<hh>/<hex>`, a public link alone is the link itself. Paths are relative to the
  * repository root; `''` (or `.`) stands for the whole repository.
  */
-import {lstat} from 'node:fs/promises'
 import {join, posix} from 'node:path'
+
+import {lstat} from '../fs-promises.js'
 
 /** The components of a relative path, normalised; `undefined` when it climbs out (`..`). */
 function components(path: string): string[] | undefined {

@@ -12,13 +12,13 @@
  * out of the repository as separate files, as every hardlink published to CernVM-FS does.
  */
 import {createReadStream, type Stats} from 'node:fs'
-import {lstat, readdir, readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
 import tar, {type Header, type Pack} from 'tar-stream'
 
+import {lstat, readdir, readlink} from '../fs-promises.js'
 import type {Logger} from '../log.js'
 
 /** The largest id a ustar header holds (7 octal digits); larger ones go into PAX. */

@@ -1,9 +1,11 @@
 /**
- * A command's bundle loaded with V8's code cache, where Node.js keeps none of its own:
- * Node.js >= 22.1 caches compiled code itself (module.enableCompileCache, which bin/run.js
- * turns on); Node.js 20 compiles every bundle anew on every run, and parsing the larger
- * ones (sync's holds the publish path and the YAML parser) is most of what a command
- * costs beyond `node -e 0`.
+ * A command's bundle (and `resolve`'s) loaded with V8's code cache, where Node.js keeps
+ * none of its own: Node.js >= 22.1 caches compiled code itself (module.enableCompileCache,
+ * which bin/run.js turns on); Node.js 20 compiles every bundle anew on every run, and
+ * parsing the larger ones (sync's holds the publish path and the YAML parser) is most of
+ * what a command costs beyond `node -e 0`. Compiling the functions a run calls (V8
+ * compiles each at its first call) is the rest: `resolve`'s ~7 M instructions of ~27 M
+ * beyond `node -e 0` (callgrind, Node.js 20).
  *
  * The cache is made when the process exits, after the command ran, so that it holds the
  * functions the run compiled as well as the top level (V8's createCachedData after
@@ -16,9 +18,28 @@
  * the plain way: the cache only ever saves time.
  */
 import {closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, type Stats} from 'node:fs'
-import * as nodeModule from 'node:module'
+import {createRequire} from 'node:module'
 import {basename, dirname, join} from 'node:path'
-import {Script} from 'node:vm'
+import type {Script} from 'node:vm'
+
+/**
+ * What the entry (bin/run.js, CommonJS) hands over: node:module's Module class, as its own
+ * `module.constructor` (a CommonJS module is an instance of it), because on Node.js 20
+ * `require('node:module')` also loads the ES module loader and source maps, ~5 M
+ * instructions (~2 ms) of every start; and whether Node.js caches compiled code itself.
+ */
+export interface Entry {
+  Module: ModuleClass
+  /** Node.js >= 22.1, where bin/run.js turned on module.enableCompileCache. */
+  nodeCaches: boolean
+}
+
+/** node:module's Module, as far as a bundle's loading uses it. */
+export interface ModuleClass {
+  new (id: string): NodeJS.Module
+  createRequire(file: string): NodeJS.Require
+  _nodeModulePaths?(dir: string): string[]
+}
 
 type CommonJsFunction = (exports: unknown, require: NodeJS.Require, module: {exports: unknown}, filename: string, dirname: string) => void
 
@@ -43,10 +64,9 @@ function ownDirectory(path: string, private_ = false): boolean {
     return stat?.isDirectory() === true && stat.uid === uid && (writableByOthers || (stat.mode & 0o022) === 0)
   }
   try {
-    if (lstatSync(path, {throwIfNoEntry: false}) === undefined) {
-      if (!ours(dirname(path), true)) return false
-      mkdirSync(path, {mode: 0o700})
-    }
+    if (ours(path, !private_)) return true
+    if (lstatSync(path, {throwIfNoEntry: false}) !== undefined || !ours(dirname(path), true)) return false
+    mkdirSync(path, {mode: 0o700})
     return ours(path, !private_)
   } catch {
     return false
@@ -54,9 +74,9 @@ function ownDirectory(path: string, private_ = false): boolean {
 }
 
 /** `require(file)` of a CommonJS bundle, compiled from the code cache where there is one. */
-export function requireBundle(file: string): unknown {
-  const dir = (nodeModule as {enableCompileCache?: unknown}).enableCompileCache ? undefined : codeCacheDir()
-  if (!dir) return nodeModule.createRequire(file)(file)
+export function requireBundle(file: string, {Module, nodeCaches}: Entry): unknown {
+  const dir = nodeCaches ? undefined : codeCacheDir()
+  if (!dir) return Module.createRequire(file)(file)
   // The source and the key from one open file: a bundle replaced meanwhile (an upgrade
   // renames new files into place) cannot give its key to the other one's code.
   const fd = openSync(file, 'r')
@@ -72,13 +92,15 @@ export function requireBundle(file: string): unknown {
   const cacheFile = join(dir, `${basename(file)}.v8-cache`)
   const cachedData = readCache(cacheFile, key)
   // The wrapper Node.js puts around a CommonJS module, on the source's first line.
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {filename: file, cachedData})
+  // node:vm only here: `--version`, which loads no bundle, does without it.
+  const {Script: VmScript} = createRequire(import.meta.url)('node:vm') as typeof import('node:vm')
+  const script = new VmScript(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {filename: file, cachedData})
   if (!cachedData || script.cachedDataRejected) process.once('exit', () => writeCache(cacheFile, key, script))
   // A module like any other CommonJS one: in require's cache, with its search paths.
-  const module = new nodeModule.Module(file)
-  const require = nodeModule.createRequire(file)
+  const module = new Module(file)
+  const require = Module.createRequire(file)
   module.filename = file
-  module.paths = (nodeModule.Module as unknown as {_nodeModulePaths?: (dir: string) => string[]})._nodeModulePaths?.(dirname(file)) ?? []
+  module.paths = Module._nodeModulePaths?.(dirname(file)) ?? []
   require.cache[file] = module
   try {
     ;(script.runInThisContext() as CommonJsFunction).call(module.exports, module.exports, require, module, file, dirname(file))

@@ -1,15 +1,19 @@
 /**
- * Commands answered without loading oclif (~110 ms of start-up, plus its configuration
- * and each command's graph of ES modules): `resolve` (before every container start) and
- * `--version` here; every other command in its own bundle (dist/cli/definitions/*.cjs,
+ * The router: commands answered without loading oclif (~110 ms of start-up, plus its
+ * configuration and each command's graph of ES modules). `--version` here; `resolve`
+ * (before every container start) in its own bundle (dist/cli/resolve-main.cjs,
+ * resolve-main.ts); every other command in its own bundle (dist/cli/definitions/*.cjs,
  * src/cli/fast-run.ts), which leaves to oclif any command line it does not parse exactly
  * as oclif would. `--help` and `-h`, `help`, topics alone and unknown commands go to
  * oclif, and so does everything with CVMFS_OCI_NO_FAST_PATH set (to rule this path out).
+ * Every run compiles this file anew on Node.js 20 (it loads the code cache), so it holds
+ * the routing only.
  */
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 
-import {requireBundle} from './code-cache.js'
+import {requireBundle, type Entry} from './code-cache.js'
+import type {resolveMain} from './resolve-main.js'
 import {fdOutput} from '../output.js'
 
 /** Commands with a bundle of their own: the words that name them → the definition's file. */
@@ -28,14 +32,16 @@ const BUNDLED = new Map(
   }),
 )
 
+/** A bundle of dist/cli/ (`file` relative to it). */
+function bundle<T>(file: string, entry: Entry): T {
+  return requireBundle(fileURLToPath(new URL(file, import.meta.url)), entry) as T
+}
+
 /** Exit code when handled here, undefined to let oclif run. */
-export async function fastPath(argv: string[]): Promise<number | undefined> {
+export async function fastPath(argv: string[], entry: Entry): Promise<number | undefined> {
   if (process.env.CVMFS_OCI_NO_FAST_PATH) return undefined
   if (argv.some((a) => a === '--help' || a === '-h')) return undefined
-  if (argv[0] === 'resolve') {
-    const {resolveMain} = await import('./resolve-main.js')
-    return resolveMain(argv.slice(1))
-  }
+  if (argv[0] === 'resolve') return bundle<{resolveMain: typeof resolveMain}>('./resolve-main.cjs', entry).resolveMain(argv.slice(1))
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     // oclif's format: name/version platform-arch node-version
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {name: string; version: string}
@@ -45,6 +51,5 @@ export async function fastPath(argv: string[]): Promise<number | undefined> {
   const words = argv[0] === 'hook' || argv[0] === 'podman' ? 2 : 1
   const file = BUNDLED.get(argv.slice(0, words).join(' '))
   if (file === undefined || argv.length < words) return undefined
-  const bundle = requireBundle(fileURLToPath(new URL(`./definitions/${file}.cjs`, import.meta.url))) as {run: (argv: string[]) => Promise<number | undefined>}
-  return bundle.run(argv.slice(words))
+  return bundle<{run: (argv: string[]) => Promise<number | undefined>}>(`./definitions/${file}.cjs`, entry).run(argv.slice(words))
 }

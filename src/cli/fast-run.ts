@@ -15,16 +15,16 @@
  */
 import {existsSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {homedir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {format} from 'node:util'
 
+import {os} from '../builtins.js'
 import {fdOutput} from '../output.js'
 import {BASE_FLAGS, JSON_FLAG, type CommandDefinition, type CommandIO, type FlagSpec} from './spec.js'
 
 /** The package root (where package.json is), which oclif's Config loads from. */
-const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const packageRoot = (): string => join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 interface ParsedArgv {
   flags: Record<string, unknown>
@@ -138,7 +138,7 @@ function oclifWouldDiffer(): boolean {
   }
   // A user's theme colours oclif's JSON output.
   if (!env.CVMFS_OCI_DISABLE_THEME) {
-    const configDir = env.CVMFS_OCI_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'cvmfs-oci')
+    const configDir = env.CVMFS_OCI_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(env.HOME || os().homedir(), '.config'), 'cvmfs-oci')
     if (existsSync(join(configDir, 'theme.json'))) return true
   }
   return false
@@ -190,7 +190,7 @@ export async function runFast(id: string, definition: CommandDefinition<any, any
  */
 async function oclifCatch(id: string, definition: CommandDefinition<any, any>, argv: string[], error: Error): Promise<void> {
   const [{Config}, {handle}, {oclifCommand}] = await Promise.all([import('@oclif/core'), import('@oclif/core/handle'), import('./base-command.js')])
-  const config = await Config.load(PACKAGE_ROOT)
+  const config = await Config.load(packageRoot())
   const Command = oclifCommand(definition)
   Command.id = id
   const command = new (Command as unknown as new (argv: string[], config: unknown) => {catch(error: Error): Promise<unknown>})(argv, config)

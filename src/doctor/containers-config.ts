@@ -4,11 +4,11 @@
  * additionalimagestores`). Files are found the way containers/common and containers/storage
  * find them; the parsing is pure.
  */
-import {readdir, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {parse} from '@decimalturn/toml-patch'
 
+import {readdir, readFile} from '../fs-promises.js'
 import {DEFAULT_HOOKS_DIRS} from '../hook/hook-file.js'
 
 /** Who is asking: root reads the system files, others their own first. */

@@ -7,11 +7,11 @@
  * `hook.path` is missing is skipped without a word. What podman does with each kind of
  * problem in a hook file is hook/hook-file.ts's verdict.
  */
-import {readFile, stat} from 'node:fs/promises'
 import {basename} from 'node:path'
 
 import {ExternalError} from '../errors.js'
 import {run} from '../exec.js'
+import {readFile, stat} from '../fs-promises.js'
 import {decodeLikeGo, isObject} from '../hook/hook-decode.js'
 import {checkHookFiles, FAILS_WHEN_RUN, type HookFileReport, type HookProblem} from '../hook/hook-file.js'
 import {HOOK_FILE_NAME} from '../hook/install.js'

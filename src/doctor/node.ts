@@ -2,12 +2,12 @@
  * Node.js versions: the one running cvmfs-oci and the one the hook file names. Both must
  * satisfy `engines.node` of our package.json, the same range the RPM requires.
  */
-import {readFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import semver from 'semver'
 
+import {readFile} from '../fs-promises.js'
 import type {Finding} from './report.js'
 
 const PACKAGE_JSON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json')

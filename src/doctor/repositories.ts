@@ -3,10 +3,10 @@
  * be mounted and readable. /cvmfs/unpacked.cern.ch, searched last by default, is optional
  * unless named explicitly.
  */
-import {readdir, stat} from 'node:fs/promises'
 import {basename, resolve} from 'node:path'
 
 import {CvmfsOciError} from '../errors.js'
+import {readdir, stat} from '../fs-promises.js'
 import {DEFAULT_CONFIG_PATH, DEFAULT_ROOT, readConfig, searchRoots, type Config} from '../layout/roots.js'
 import type {Finding} from './report.js'
 

@@ -5,9 +5,9 @@
  * store that is not there makes podman fail every command (seen with podman 4.3.1:
  * "overlay: can't stat imageStore dir …").
  */
-import {stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
+import {stat} from '../fs-promises.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {additionalImageStores, parseToml, readStorageConf, type Caller} from './containers-config.js'
 import type {Finding} from './report.js'

@@ -10,11 +10,11 @@
  * skips a blob its destination already has, so they are never fetched.
  */
 import {closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync} from 'node:fs'
-import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {ExternalError, NotFoundError, UserError, VerificationError} from '../errors.js'
 import {run, runBrief} from '../exec.js'
+import {readFile} from '../fs-promises.js'
 import type {Logger} from '../log.js'
 import type {PlatformSpec} from '../oci/platform.js'
 

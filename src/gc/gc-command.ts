@@ -5,10 +5,10 @@
  * it can be; through a gateway, on the whole repository and re-checked inside), pruning the podman store's layers of deleted flat roots in the same change,
  * and report what was (or, with --dry-run, would be) freed.
  */
-import {lstat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {chooseTarget, describeTarget, openBackend, readOnlyBackend, type TargetOptions} from '../backends/open.js'
+import {lstat} from '../fs-calls.js'
 import {removeAndPrune} from '../layout/remove.js'
 import {formatBytes, type Logger} from '../log.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'

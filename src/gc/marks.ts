@@ -4,9 +4,10 @@
  * lost its last link, not from when it was published: a root published a year ago and
  * unlinked today still waits the whole grace period for the containers running it.
  */
-import {readFile, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {readFile} from '../fs-calls.js'
+import {rm} from '../fs-promises.js'
 import {writeFileAtomic} from '../layout/write.js'
 
 const MARKS_FILE = 'gc-marks.json'

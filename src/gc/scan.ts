@@ -14,9 +14,9 @@
  *   remaining flat root always stays);
  * - DUCC's layers `.layers/<hh>/<hex>` no remaining manifest.json lists.
  */
-import {lstat, readdir, readFile, readlink} from 'node:fs/promises'
 import {join, posix} from 'node:path'
 
+import {lstat, readdir, readFile, readlink} from '../fs-calls.js'
 import {pathExists} from '../layout/exists.js'
 import {BLOBS_DIR, CATALOG_MARKER, CHAINS_DIR, FLAT_DIR, flatRecordRel, IMAGE_RECORD, LAYERS_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
 import {collectNames, readDuccManifest} from '../layout/list.js'

@@ -12,9 +12,9 @@
  * 4. a hook that matches a container runs at its stages; where it cannot run (not
  *    executable, a timeout below 1 s) that container does not start.
  */
-import {readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {readdir, readFile, stat} from '../fs-calls.js'
 import validateHookSchemaRaw from '../generated/hook.validator.js'
 import type {SchemaValidator} from '../oci/schema-errors.js'
 import {decodeLikeGo, isObject} from './hook-decode.js'

@@ -4,11 +4,11 @@
  * program by absolute path, checked before it is written, written atomically —
  * a broken or half-written hook file would stop every container on the node.
  */
-import {readFile, rm, stat} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {UserError} from '../errors.js'
+import {readFile, rm, stat} from '../fs-promises.js'
 import {writeFileAtomic} from '../layout/write.js'
 import {checkHookContent, type HookProblem} from './hook-file.js'
 

@@ -1,5 +1,5 @@
 /** Whether anything (a file, a directory, a dangling symlink) is at `path`; symlinks are not followed. */
-import {lstat, readdir} from './fs-calls.js'
+import {lstat, readdir} from '../fs-calls.js'
 
 export async function pathExists(path: string): Promise<boolean> {
   return lstat(path).then(

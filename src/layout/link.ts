@@ -11,9 +11,9 @@
  *
  * The result is a real path: runc refuses a rootfs given through a symlink.
  */
-import {lstat, readlink, realpath, stat} from './fs-calls.js'
 import {dirname, isAbsolute, join} from 'node:path'
 
+import {lstat, readlink, realpath, stat} from '../fs-calls.js'
 import {NotFoundError} from '../errors.js'
 
 /** Like the kernel's MAXSYMLINKS: more hops than this means a loop. */

@@ -1,7 +1,7 @@
 /** `cvmfs-oci list` as a function, and its table for people. */
-import {stat} from './fs-calls.js'
 import {join} from 'node:path'
 
+import {stat} from '../fs-calls.js'
 import {formatBytes} from '../log.js'
 import {listImages, type ListedImage} from './list.js'
 import {cvmfsMount, DEFAULT_CONFIG_PATH, readConfig, searchRoots} from './roots.js'

@@ -5,9 +5,9 @@
  *
  * Listing walks `.metadata` (it is not on a hot path); resolving never does.
  */
-import {lstat, readdir, readFile, realpath} from './fs-calls.js'
 import {join} from 'node:path'
 
+import {lstat, readdir, readFile, realpath} from '../fs-calls.js'
 import {NotFoundError} from '../errors.js'
 import {CHAINS_DIR, DUCC_MANIFEST, FLAT_DIR, IMAGE_RECORD, METADATA_DIR, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from './paths.js'
 import {hostArch} from './arch-names.js'
@@ -164,11 +164,9 @@ export async function collectNames(dir: string, rel: string, out: string[]): Pro
 }
 
 async function describe(root: string, name: string, env: NodeJS.ProcessEnv, arches: string[]): Promise<ListedImage> {
-  const [entry, path, linkInfo] = await Promise.all([
-    describeEntry(join(root, METADATA_DIR, name), root, name, env),
-    resolvePublicLink(root, name, {env}).catch(() => undefined),
-    lstat(join(root, name)).catch(() => undefined),
-  ])
+  const [entry, linkInfo] = await Promise.all([describeEntry(join(root, METADATA_DIR, name), root, name, env), lstat(join(root, name)).catch(() => undefined)])
+  // Where the public link leads (describeEntry resolved the name's link).
+  const path = entry.path
   const platforms = await Promise.all(arches.map(async (arch) => ({arch, ...(await describeEntry(join(root, multiarchMetadataDirRel(arch, name)), root, multiarchLinkRel(arch, name), env))})))
   // The platform this node's public link leads to describes the name; else its own metadata; else the first.
   const main: Entry = platforms.find((p) => p.path !== undefined && p.path === path) ?? (entry.configDigest !== undefined ? entry : (platforms[0] ?? entry))

@@ -28,8 +28,9 @@
  * `etc/resolv.conf` or `etc/localtime` it warns and skips that mount; without
  * `etc/passwd` and `etc/group` it warns that it cannot add the user to them.
  */
-import {access, chmod, constants, lstat, mkdir, readlink, symlink, writeFile} from './fs-calls.js'
 import {join} from 'node:path'
+
+import {access, chmod, constants, lstat, mkdir, readlink, symlink, writeFile} from '../fs-calls.js'
 
 /** Something publish adds to a flat root where the image has nothing at `path` (relative). */
 export type RootItem = ({path: string; kind: 'dir'; mode: number} | {path: string; kind: 'file'; content: string; mode?: number} | {path: string; kind: 'symlink'; target: string}) & {

@@ -3,9 +3,9 @@
  * hold a name, and the alias links that make the names CVMFS clients give CVMFS_ARCH
  * (`uname -m`) lead to the OCI-named directories (docs/layout.md, "Multi-platform names").
  */
-import {lstat, readlink, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {lstat, readlink, rm} from '../fs-promises.js'
 import {ARCH_ALIASES} from './arch-names.js'
 import {realArchDirs} from './exists.js'
 import {METADATA_DIR, metadataDirRel, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from './paths.js'

@@ -8,10 +8,10 @@
  * Paths do not change; only how CVMFS splits the image's metadata.
  */
 import {readdirSync} from 'node:fs'
-import {lstat, unlink, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {VerificationError} from '../errors.js'
+import {lstat, unlink, utimes, writeFile} from '../fs-promises.js'
 import {CATALOG_MARKER} from './paths.js'
 
 /** CernVM-FS's minimum recommended catalog size (the default min weight of its autocatalogs). */

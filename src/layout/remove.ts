@@ -3,8 +3,9 @@
  * removed image leaves no empty `<registry>/<repository>/` behind. The areas of the
  * layout (`.flat`, `.metadata`, `.metadata/.flat`, …: names starting with a dot) stay.
  */
-import {rm, rmdir} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
+
+import {rm, rmdir} from '../fs-promises.js'
 
 /** Remove `rel` (recursively) below `root`, then its parents while they are empty. */
 export async function removeAndPrune(root: string, rel: string): Promise<void> {

@@ -4,9 +4,9 @@
  * says (a handful of lstat/readlink calls) and never scans a repository; only a digest
  * reference without its own link costs one readdir and one small read per tag.
  */
-import {readdir, realpath, stat} from './fs-calls.js'
 import {join} from 'node:path'
 
+import {readdir, realpath, stat} from '../fs-calls.js'
 import {NotFoundError} from '../errors.js'
 import {realArchDirs} from './exists.js'
 import {FLAT_DIR, flatRootRel, METADATA_DIR, MULTIARCH_DIR, multiarchLinkRel, multiarchMetadataDirRel} from './paths.js'

@@ -5,10 +5,10 @@
  * clients of the repository) only ever see a complete old or a complete new state:
  * every write goes to a temporary name in the same directory, then rename(2).
  */
-import {lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 
 import {UserError} from '../errors.js'
+import {lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile} from '../fs-promises.js'
 import {
   blobRel,
   CATALOG_MARKER,

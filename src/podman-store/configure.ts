@@ -4,13 +4,13 @@
  * images by name. The file is edited with a comment-preserving TOML library: every other
  * line, comment and blank stays as it was, and a store already listed changes nothing.
  */
-import {lstat, readFile, realpath, stat} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {isAbsolute, join, normalize, resolve} from 'node:path'
 
 import {parse, patch} from '@decimalturn/toml-patch'
 
 import {UsageError, UserError} from '../errors.js'
+import {lstat, readFile, realpath, stat} from '../fs-promises.js'
 import {cvmfsMount, DEFAULT_CONFIG_PATH, readConfig} from '../layout/roots.js'
 import {writeFileAtomic} from '../layout/write.js'
 import type {Logger} from '../log.js'

@@ -16,10 +16,10 @@
  * images.json first and layers.json when it needs a layer); an image leaves images.json
  * before anything it used is removed, and its layer stays until its flat root is gone.
  */
-import {mkdir, readFile, readlink, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {BugError, UserError} from '../errors.js'
+import {mkdir, readFile, readlink, rm, stat} from '../fs-promises.js'
 import {pathExists} from '../layout/exists.js'
 import {ARCH_VARIABLE, blobRel, CATALOG_MARKER, flatRootRel} from '../layout/paths.js'
 import {realArchDirs} from '../layout/exists.js'

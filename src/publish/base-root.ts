@@ -4,9 +4,9 @@
  * app image on a published base then costs its own layers only; an image with the
  * same layers and another config costs no layer at all.
  */
-import {lstat, readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {lstat, readdir, readFile, stat} from '../fs-promises.js'
 import {CATALOG_MARKER, CHAINS_DIR, chainIndexRel, flatRootRel, METADATA_DIR} from '../layout/paths.js'
 import {readFlatRecord} from '../layout/write.js'
 

@@ -3,12 +3,12 @@
  * the repository, renamed into `.flat/<hh>/<config hex>` only when complete.
  */
 import {existsSync} from 'node:fs'
-import {mkdir, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {STAGING_DIR} from '../backends/directory.js'
 import {VerificationError} from '../errors.js'
 import type {SkippedBlob} from '../fetch/skopeo.js'
+import {mkdir, rename, rm} from '../fs-promises.js'
 import {addNestedCatalogs, writeRootMarker} from '../layout/nested-catalogs.js'
 import {digestHex, flatRootRel} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'

@@ -6,10 +6,10 @@
  * publisher did meanwhile counts: a flat root it merged is not merged again, metadata it
  * wrote for the same image is not written again.
  */
-import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {UserError} from '../errors.js'
+import {readlink} from '../fs-promises.js'
 import {pathExists} from '../layout/exists.js'
 import {readImageRecord} from '../layout/list.js'
 import {CATALOG_MARKER, DUCC_MANIFEST, FLAT_DIR, metadataDirRel, multiarchLinkRel, multiarchLinkTarget, multiarchMetadataDirRel, relativeLinkTarget} from '../layout/paths.js'

@@ -6,7 +6,6 @@
  * (publish-platforms.ts).
  */
 import {mkdirSync} from 'node:fs'
-import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import type {DirectoryResult} from 'tmp-promise'
@@ -16,6 +15,7 @@ import {exitOnSignals} from '../backends/signals.js'
 import {VerificationError} from '../errors.js'
 import type {ImageSource} from '../fetch/source.js'
 import {copyToOciLayout, inspectConfigRaw, inspectRaw, ociBlobPath, readOciLayoutManifest, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
+import {readFile} from '../fs-promises.js'
 import {blobRel, digestHex} from '../layout/paths.js'
 import type {ImageRecord} from '../layout/write.js'
 import type {Logger} from '../log.js'

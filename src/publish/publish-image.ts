@@ -7,13 +7,13 @@
  * download; one whose name already points at the root of its config digest costs no
  * change of the repository at all.
  */
-import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import {preloadExeca} from '../exec.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type RegistryOptions, type SkippedBlob} from '../fetch/skopeo.js'
+import {readlink} from '../fs-promises.js'
 import {pathExists} from '../layout/exists.js'
 import {otherPlatformDirs, removeOtherLinks, removeOtherMetadata} from '../layout/multiarch.js'
 import {flatRootRel, METADATA_DIR, metadataDirRel, MULTIARCH_DIR, relativeLinkTarget} from '../layout/paths.js'

@@ -8,12 +8,12 @@
  * link last. Change detection compares each platform's
  * config digest with the root its `.multiarch` link leads to, as DUCC does.
  */
-import {readlink} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import type {RepositoryBackend} from '../backends/backend.js'
 import type {ImageSource} from '../fetch/source.js'
 import {inspectConfigRaw, type SkippedBlob} from '../fetch/skopeo.js'
+import {readlink} from '../fs-promises.js'
 import {ARCH_VARIABLE} from '../layout/paths.js'
 import {pathExists} from '../layout/exists.js'
 import {aliasesInStep, platformDirsOf, removeOtherLinks, removeOtherMetadata} from '../layout/multiarch.js'

@@ -11,11 +11,11 @@
  * ignored. `platform` (cvmfs-oci's own key, which DUCC ignores) asks for the platforms of
  * multi-platform images as `--platform` does (`all`, or a list).
  */
-import {readFile} from 'node:fs/promises'
 
 import {LineCounter, parseDocument, type Document} from 'yaml'
 
 import {UsageError} from '../errors.js'
+import {readFile} from '../fs-promises.js'
 import compiledValidator from '../generated/wishlist.validator.js'
 import {formatSchemaErrors, type SchemaValidator} from '../oci/schema-errors.js'
 import {parseReference, type ImageReference} from '../reference/reference.js'

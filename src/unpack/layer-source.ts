@@ -7,10 +7,10 @@
  * drained to its end, `verify()` compares the blob digest and size with the manifest
  * and the DiffID with the config.
  */
-import {open} from 'node:fs/promises'
 import {zlib} from '../builtins.js'
 
 import {UserError, VerificationError} from '../errors.js'
+import {open} from '../fs-promises.js'
 import type {LayerReader} from './layer-worker.js'
 
 export type Compression = 'gzip' | 'zstd' | 'none'

@@ -4,10 +4,10 @@
  * subprocess per image, not per file). Applying them last is also what keeps
  * `security.capability`: a chown clears it, and chowns happen during the merge.
  */
-import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {runBrief} from '../exec.js'
+import {writeFile} from '../fs-promises.js'
 import type {Logger} from '../log.js'
 
 /** Path (absolute) → attribute name → raw value. */

@@ -124,8 +124,9 @@ describe('the RPM', () => {
     for (const dir of ['bin', 'hooks', 'schemas']) for await (const file of walk(join(TOP, dir))) add(`${APP}/${relative(TOP, file)}`)
     // dist/: what each source compiles to, nothing else (no stale file, no source map) …
     for await (const file of walk(join(TOP, 'src'))) if (file.endsWith('.ts')) add(`${APP}/dist/${relative(join(TOP, 'src'), file).replace(/\.ts$/, '.js')}`)
-    // … and the bundles (scripts/bundle-hot-paths.mjs): the two hot paths', each other command's, execa's.
+    // … and the bundles (scripts/bundle-hot-paths.mjs): the router's, resolve's, the hook's, each other command's, execa's.
     add(`${APP}/dist/cli/fast-paths.cjs`)
+    add(`${APP}/dist/cli/resolve-main.cjs`)
     add(`${APP}/dist/hook/main.cjs`)
     add(`${APP}/dist/vendor/execa.cjs`)
     for (const file of await readdir(join(TOP, 'src/cli/definitions'))) add(`${APP}/dist/cli/definitions/${file.replace(/\.ts$/, '.cjs')}`)

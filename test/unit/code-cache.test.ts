@@ -101,6 +101,20 @@ describe('a command run twice', () => {
     await madeAgain(Buffer.concat([Buffer.from(`${process.version} ${process.arch} 1 2 3\n`), made.subarray(key.length)]))
   })
 
+  it.runIf(!nodeHasItsOwn)("resolve's bundle is cached the same way", async () => {
+    const resolve = () => cli(['resolve', '--root', join(dir(), 'repo'), 'alpine:9.99'], {env: {XDG_CACHE_HOME: join(dir(), 'xdg'), CVMFS_OCI_CONFIG: '/nonexistent/config.json', CVMFS_OCI_ROOTS: ''}})
+    mkdirSync(join(dir(), 'repo'), {recursive: true})
+    const first = await resolve()
+    expect(first.exitCode, first.stderr).toBe(3)
+    const cache = join(dir(), 'xdg', 'cvmfs-oci', 'resolve-main.cjs.v8-cache')
+    expect(readFileSync(cache).length).toBeGreaterThan(1000)
+    const mtime = statSync(cache).mtimeMs
+    const second = await resolve()
+    expect(second.exitCode).toBe(3)
+    expect(second.stderr).toBe(first.stderr)
+    expect(statSync(cache).mtimeMs).toBe(mtime)
+  })
+
   it.runIf(nodeHasItsOwn)('leaves the cache to Node.js', async () => {
     await run()
     await run()

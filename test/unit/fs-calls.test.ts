@@ -1,5 +1,5 @@
 /**
- * src/layout/fs-calls.ts: the layout readers' file-system calls, through node:fs's
+ * src/fs-calls.ts: the hot paths' file-system calls, through node:fs's
  * callbacks or, once `callSynchronously()` was called (resolve), synchronously. Either
  * way each call resolves to the same value and rejects with the same error code.
  */
@@ -10,7 +10,7 @@ import {describe, expect, it, vi} from 'vitest'
 
 import {useTempDir} from '../helpers/temp-dir.js'
 
-type Calls = typeof import('../../src/layout/fs-calls.js')
+type Calls = typeof import('../../src/fs-calls.js')
 
 /** Every call on a path that is there and on one that is not: values, or error codes. */
 async function outcomes(calls: Calls, dir: string): Promise<unknown[]> {
@@ -31,6 +31,7 @@ async function outcomes(calls: Calls, dir: string): Promise<unknown[]> {
     settle(calls.readFile(missing, 'utf8')),
     settle(calls.readdir(dir).then((names) => names.sort())),
     settle(calls.readdir(dir, {withFileTypes: true}).then((entries) => entries.map((e) => `${e.name} ${e.isDirectory()}`).sort())),
+    settle(calls.readdir(dir, {withFileTypes: true, recursive: true}).then((entries) => entries.map((e) => `${e.parentPath}/${e.name}`).sort())),
     settle(calls.readdir(missing)),
     settle(calls.access(join(dir, 'file'), calls.constants.R_OK)),
     settle(calls.access(missing, calls.constants.R_OK)),
@@ -46,6 +47,7 @@ describe('fs-calls', () => {
 
   const prepare = (at: string) => {
     mkdirSync(join(at, 'sub'), {recursive: true})
+    writeFileSync(join(at, 'sub', 'inner'), '')
     writeFileSync(join(at, 'file'), 'content')
     symlinkSync('file', join(at, 'link'))
     return at
@@ -53,10 +55,10 @@ describe('fs-calls', () => {
 
   it('gives the same values and errors asynchronously and synchronously', async () => {
     vi.resetModules()
-    const asynchronous = (await import('../../src/layout/fs-calls.js')) as Calls
+    const asynchronous = (await import('../../src/fs-calls.js')) as Calls
     const a = await outcomes(asynchronous, prepare(join(dir(), 'a')))
     vi.resetModules()
-    const synchronous = (await import('../../src/layout/fs-calls.js')) as Calls
+    const synchronous = (await import('../../src/fs-calls.js')) as Calls
     synchronous.callSynchronously()
     const s = await outcomes(synchronous, prepare(join(dir(), 's')))
     const normalized = (list: unknown[], at: string) => JSON.parse(JSON.stringify(list).replaceAll(join(dir(), at), 'DIR')) as unknown[]
@@ -74,6 +76,7 @@ describe('fs-calls', () => {
       {code: 'ENOENT'},
       ['file', 'link', 'sub'],
       ['file false', 'link false', 'sub true'],
+      ['DIR/file', 'DIR/link', 'DIR/sub', 'DIR/sub/inner'],
       {code: 'ENOENT'},
       null, // access resolves to nothing (null after the JSON round trip above)
       {code: 'ENOENT'},
@@ -86,7 +89,7 @@ describe('fs-calls', () => {
 
   it('rejects rather than throws when synchronous', async () => {
     vi.resetModules()
-    const calls = (await import('../../src/layout/fs-calls.js')) as Calls
+    const calls = (await import('../../src/fs-calls.js')) as Calls
     calls.callSynchronously()
     const pending = calls.lstat(join(dir(), 'missing'))
     await expect(pending).rejects.toMatchObject({code: 'ENOENT'})

@@ -19,7 +19,7 @@ import {writeDuccShapedImage} from '../helpers/ducc-shaped.js'
 import {exec} from '../helpers/exec.js'
 import {useTempDir} from '../helpers/temp-dir.js'
 
-describe.each(['dist/cli/fast-paths.cjs', 'dist/hook/main.cjs'])('%s', (bundle) => {
+describe.each(['dist/cli/fast-paths.cjs', 'dist/cli/resolve-main.cjs', 'dist/hook/main.cjs'])('%s', (bundle) => {
   it('loads no heavy module', async () => {
     const text = await readFile(join(TOP, bundle), 'utf8')
     expect(text.length).toBeGreaterThan(1000)
@@ -33,11 +33,12 @@ describe.each(['dist/cli/fast-paths.cjs', 'dist/hook/main.cjs'])('%s', (bundle) 
 const BUNDLES = (): Record<string, string[]> => JSON.parse(readFileSync(join(TOP, 'dist/bundles.json'), 'utf8')) as Record<string, string[]>
 
 /**
- * What each hot path's bundle may hold from node_modules: the router nothing; the hook
- * @noble/hashes's SHA-256 (a config blob's digest is checked in JavaScript, since loading
- * node:crypto costs every container start ~7 ms: src/hook/image-config.ts), no more.
+ * What each hot path's bundle may hold from node_modules: the router and `resolve`
+ * nothing; the hook @noble/hashes's SHA-256 (a config blob's digest is checked in
+ * JavaScript, since loading node:crypto costs every container start ~7 ms:
+ * src/hook/image-config.ts), no more.
  */
-const HOT_PATH_PACKAGES: Record<string, string[]> = {'dist/cli/fast-paths.cjs': [], 'dist/hook/main.cjs': ['@noble/hashes']}
+const HOT_PATH_PACKAGES: Record<string, string[]> = {'dist/cli/fast-paths.cjs': [], 'dist/cli/resolve-main.cjs': [], 'dist/hook/main.cjs': ['@noble/hashes']}
 
 describe.each(Object.keys(HOT_PATH_PACKAGES))('%s holds', (bundle) => {
   it('our modules, and only the packages it may have from node_modules', () => {
@@ -87,7 +88,7 @@ const ALWAYS_ALLOWED = (file: string): boolean => file.startsWith('node_modules/
 
 interface Case {
   argv: (dir: string) => string[]
-  /** The bundle of the command, beside the entry and the router. */
+  /** The bundle of the command (in dist/cli/), beside the entry and the router. */
   bundle?: string
   /** Packages it may load unbundled (tar-stream is patched through its own headers module, so it cannot be inlined). */
   packages?: string[]
@@ -96,18 +97,18 @@ interface Case {
 
 const CASES: Record<string, Case> = {
   '--version': {argv: () => ['--version']},
-  resolve: {argv: (d) => ['resolve', '--root', join(d, 'repo'), 'alpine:3.20']},
-  list: {argv: (d) => ['list', '--root', join(d, 'repo')], bundle: 'list'},
-  'list --json': {argv: (d) => ['list', '--json', '--root', join(d, 'repo')], bundle: 'list'},
-  publish: {argv: (d) => ['publish', '--root', join(d, 'repo'), '--tls-verify=false', '127.0.0.1:1/none/such:1'], bundle: 'publish', packages: ['tar-stream']},
-  'sync --dry-run': {argv: (d) => ['sync', '--dry-run', '--root', join(d, 'repo'), join(d, 'wishlist.yaml')], bundle: 'sync', packages: ['tar-stream']},
-  'gc --dry-run': {argv: (d) => ['gc', '--dry-run', '--root', join(d, 'repo')], bundle: 'gc'},
-  rm: {argv: (d) => ['rm', '--ignore', '--root', join(d, 'repo'), 'alpine:3.20'], bundle: 'rm'},
-  doctor: {argv: (d) => ['doctor', '--hooks-dir', join(d, 'hooks'), '--root', join(d, 'repo')], bundle: 'doctor'},
-  'hook validate': {argv: (d) => ['hook', 'validate', join(d, 'hooks')], bundle: 'hook-validate'},
-  'hook install': {argv: (d) => ['hook', 'install', '--hooks-dir', join(d, 'hooks-installed')], bundle: 'hook-install'},
-  'hook uninstall': {argv: (d) => ['hook', 'uninstall', '--hooks-dir', join(d, 'hooks-none')], bundle: 'hook-uninstall'},
-  'podman configure': {argv: (d) => ['podman', 'configure', '--storage-conf', join(d, 'storage.conf'), '--root', join(d, 'repo')], bundle: 'podman-configure'},
+  resolve: {argv: (d) => ['resolve', '--root', join(d, 'repo'), 'alpine:3.20'], bundle: 'resolve-main.cjs'},
+  list: {argv: (d) => ['list', '--root', join(d, 'repo')], bundle: 'definitions/list.cjs'},
+  'list --json': {argv: (d) => ['list', '--json', '--root', join(d, 'repo')], bundle: 'definitions/list.cjs'},
+  publish: {argv: (d) => ['publish', '--root', join(d, 'repo'), '--tls-verify=false', '127.0.0.1:1/none/such:1'], bundle: 'definitions/publish.cjs', packages: ['tar-stream']},
+  'sync --dry-run': {argv: (d) => ['sync', '--dry-run', '--root', join(d, 'repo'), join(d, 'wishlist.yaml')], bundle: 'definitions/sync.cjs', packages: ['tar-stream']},
+  'gc --dry-run': {argv: (d) => ['gc', '--dry-run', '--root', join(d, 'repo')], bundle: 'definitions/gc.cjs'},
+  rm: {argv: (d) => ['rm', '--ignore', '--root', join(d, 'repo'), 'alpine:3.20'], bundle: 'definitions/rm.cjs'},
+  doctor: {argv: (d) => ['doctor', '--hooks-dir', join(d, 'hooks'), '--root', join(d, 'repo')], bundle: 'definitions/doctor.cjs'},
+  'hook validate': {argv: (d) => ['hook', 'validate', join(d, 'hooks')], bundle: 'definitions/hook-validate.cjs'},
+  'hook install': {argv: (d) => ['hook', 'install', '--hooks-dir', join(d, 'hooks-installed')], bundle: 'definitions/hook-install.cjs'},
+  'hook uninstall': {argv: (d) => ['hook', 'uninstall', '--hooks-dir', join(d, 'hooks-none')], bundle: 'definitions/hook-uninstall.cjs'},
+  'podman configure': {argv: (d) => ['podman', 'configure', '--storage-conf', join(d, 'storage.conf'), '--root', join(d, 'repo')], bundle: 'definitions/podman-configure.cjs'},
 }
 
 describe('what each command loads before its own work', () => {
@@ -137,7 +138,7 @@ describe('what each command loads before its own work', () => {
     const files = loaded.cjs.map((f) => relative(TOP, f)).filter((f) => f !== 'test/helpers/load-trace.cjs')
     // execa's bundle comes when the first program runs through it (not for spawnSync).
     const own = files.filter((f) => !f.startsWith('node_modules/') && !(f === 'dist/vendor/execa.cjs' && loaded.when.startsWith('spawn ')))
-    expect(own, `at ${loaded.when}`).toEqual(['bin/run.js', 'dist/cli/fast-paths.cjs', ...(c.bundle ? [`dist/cli/definitions/${c.bundle}.cjs`] : [])])
+    expect(own, `at ${loaded.when}`).toEqual(['bin/run.js', 'dist/cli/fast-paths.cjs', ...(c.bundle ? [`dist/cli/${c.bundle}`] : [])])
     const allowed = new Set((c.packages ?? []).flatMap((p) => [...withDependencies(p)]))
     const foreign = files.filter((f) => f.startsWith('node_modules/') && !ALWAYS_ALLOWED(f) && !allowed.has(packageOf(f) ?? ''))
     expect(foreign, `at ${loaded.when}`).toEqual([])
@@ -153,19 +154,29 @@ describe('what each command loads before its own work', () => {
 
 /**
  * `resolve` and `--version` write their line straight to the descriptor and make their
- * file-system calls through node:fs's callbacks (src/cli/fd-output.ts,
- * src/layout/fs-calls.ts): Node.js's stream modules, which process.stdout and
- * node:fs/promises load (~4 ms and ~2 ms), stay unloaded, found or not.
+ * file-system calls through node:fs's callbacks (src/output.ts, src/fs-calls.ts):
+ * Node.js's stream modules, which process.stdout and node:fs/promises load (~4 ms and
+ * ~2 ms), stay unloaded, found or not. The commands whose bundles hold modules that
+ * write files load node:fs/promises only at their first such call (src/fs-promises.ts),
+ * and those read through fs-calls.ts too. And on Node.js 20 no run loads node:module,
+ * which brings the ES module loader along (~2 ms): bin/run.js hands the router its
+ * Module class, and the bundles' createRequire is their own require
+ * (scripts/bundle-shims/node-module.mjs).
  */
-describe('resolve and --version load no stream module', () => {
+describe('the quick commands load no stream module, nor node:fs/promises', () => {
   const dir = useTempDir('cvmfs-oci-no-streams-', 'all')
   const preload = (): string => join(dir(), 'builtins.cjs')
   const builtinsLoaded = async (file: string): Promise<string[]> =>
     (JSON.parse(await readFile(file, 'utf8')) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
   let bare: Set<string>
+  /** Node.js < 22.1 (no compile cache of its own): bin/run.js loads no node:module there. */
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
+  const nodeCaches = major > 22 || (major === 22 && minor >= 1)
 
   beforeAll(async () => {
     await writeDuccShapedImage(join(dir(), 'repo'), 'docker.io/library/alpine:3.20', `sha256:${'ab'.repeat(32)}`, [{name: 'bin/', type: 'directory'}])
+    await mkdir(join(dir(), 'hooks'))
+    await writeFile(join(dir(), 'hooks', 'a.json'), JSON.stringify({version: '1.0.0', hook: {path: '/bin/true'}, when: {always: true}, stages: ['precreate']}))
     // Records Node.js's built-ins loaded by the end of the run (no module.register here,
     // unlike load-trace.cjs: its loader thread would load streams itself).
     await writeFile(preload(), "process.on('exit', () => require('node:fs').writeFileSync(process.env.BUILTINS_OUT, JSON.stringify(process.moduleLoadList)))\n")
@@ -177,18 +188,25 @@ describe('resolve and --version load no stream module', () => {
 
   it.each([
     ['resolve (found)', ['resolve', '--overlay=false', '--root', 'REPO', 'alpine:3.20'], 0, /\.flat\/ab\/(ab)+\n$/],
-    ['resolve (not published)', ['resolve', '--root', 'REPO', 'alpine:9.99'], 3, /^$/],
+    ['resolve (not published)', ['resolve', '--root', 'REPO', 'alpine:9.99'], 3, /^Error: .*alpine:9\.99/],
     ['--version', ['--version'], 0, /^cvmfs-oci\//],
-  ] as const)('%s', async (name, argv, code, stdout) => {
+    ['list', ['list', '--root', 'REPO'], 0, /docker\.io\/library\/alpine:3\.20/],
+    ['rm --ignore (not published)', ['rm', '--ignore', '--root', 'REPO', 'alpine:9.99'], 0, /not published in .*: alpine:9\.99/],
+    ['gc --dry-run', ['gc', '--dry-run', '--root', 'REPO'], 0, /would delete nothing/],
+    ['hook validate', ['hook', 'validate', 'HOOKS'], 0, /a\.json: ok/],
+  ] as const)('%s', async (name, argv, code, output) => {
     const out = join(dir(), `builtins-${name.replaceAll(/\W+/g, '_')}.json`)
-    const run = await exec(process.execPath, ['--require', preload(), join(TOP, 'bin/run.js'), ...argv.map((a) => (a === 'REPO' ? join(dir(), 'repo') : a))], {
+    const run = await exec(process.execPath, ['--require', preload(), join(TOP, 'bin/run.js'), ...argv.map((a) => (a === 'REPO' ? join(dir(), 'repo') : a === 'HOOKS' ? join(dir(), 'hooks') : a))], {
       reject: false,
-      env: {BUILTINS_OUT: out, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: ''},
+      env: {BUILTINS_OUT: out, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', XDG_CACHE_HOME: join(dir(), 'cache')},
     })
     expect(run.exitCode, run.stderr).toBe(code)
-    expect(run.stdout).toMatch(stdout)
+    expect(`${run.stdout}${run.stderr}`).toMatch(output)
+    const loaded = await builtinsLoaded(out)
     // Beyond what a bare `node -e 0` loads (Node.js itself loads a stream helper or two).
-    const streams = (await builtinsLoaded(out)).filter((m) => (m === 'stream' || m.startsWith('internal/streams/') || m === 'internal/fs/promises') && !bare.has(m))
+    const streams = loaded.filter((m) => (m === 'stream' || m.startsWith('internal/streams/') || m === 'internal/fs/promises') && !bare.has(m))
     expect(streams).toEqual([])
+    expect(loaded).not.toContain('internal/fs/promises')
+    if (!nodeCaches) expect(loaded.filter((m) => m === 'module' || m === 'internal/modules/esm/loader')).toEqual([])
   })
 })

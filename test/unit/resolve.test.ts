@@ -3,6 +3,7 @@ import {dirname, join} from 'node:path'
 
 import {beforeAll, describe, expect, it} from 'vitest'
 
+import {parseResolveArgv, RESOLVE_USAGE} from '../../src/cli/resolve-main.js'
 import {CvmfsOciError, NotFoundError, UsageError, UserError} from '../../src/errors.js'
 import {expandVariantLink, resolvePublicLink} from '../../src/layout/link.js'
 import {relativeLinkTarget, flatRootRel} from '../../src/layout/paths.js'
@@ -448,5 +449,45 @@ describe('searchRoots', () => {
     const dir = join(top(), 'config-dir')
     await mkdir(dir, {recursive: true})
     expect(() => searchRoots({configPath: dir, env: {}})).toThrow(expect.objectContaining({code: 'E_BAD_CONFIG'}))
+  })
+})
+
+describe("resolve's command line (parseResolveArgv, read as oclif reads the Resolve command's flags)", () => {
+  it('takes --root (repeated, spaced or with "="), --config and --overlay in any order', () => {
+    expect(parseResolveArgv(['--root', '/a', 'alpine:3.20', '--root=/b', '--config=/etc/c.json'])).toEqual({
+      image: 'alpine:3.20',
+      roots: ['/a', '/b'],
+      config: '/etc/c.json',
+      overlay: 'auto',
+    })
+    expect(parseResolveArgv(['alpine:3.20'])).toEqual({image: 'alpine:3.20', roots: [], config: undefined, overlay: 'auto'})
+  })
+
+  it('reads --overlay as podman spells a boolean: bare or =true always, =false never (also -O)', () => {
+    expect(parseResolveArgv(['--overlay', 'x']).overlay).toBe('always')
+    expect(parseResolveArgv(['--overlay=true', 'x']).overlay).toBe('always')
+    expect(parseResolveArgv(['-O', 'x']).overlay).toBe('always')
+    expect(parseResolveArgv(['x', '--overlay=false']).overlay).toBe('never')
+  })
+
+  it('takes an IMAGE that starts with "-" only after --, and a value that starts with "-" only after "="', () => {
+    expect(parseResolveArgv(['--root', '/a', '--', '-x']).image).toBe('-x')
+    expect(parseResolveArgv(['--root=-odd', 'x']).roots).toEqual(['-odd'])
+  })
+
+  it.each([
+    [['--bogus', 'x'], /^unknown option "--bogus"/],
+    [['x', '--root'], /^--root needs a value\n/],
+    [['x', '--root='], /^--root needs a value\n/],
+    [['--root', '--config', 'c', 'x'], /^--root needs a value, not the option "--config" \(write --root=--config/],
+    [['--config', 'a', '--config', 'b', 'x'], /^--config is given twice\n/],
+    [['--overlay=yes', 'x'], /^--overlay takes true or false, not "yes"\n/],
+    [[], /^resolve takes exactly one IMAGE\n/],
+    [['a', 'b'], /^resolve takes exactly one IMAGE\n/],
+  ])('refuses %j with a usage error (exit 2) that shows the usage', (argv, message) => {
+    const parse = () => parseResolveArgv(argv)
+    expect(parse).toThrow(UsageError)
+    expect(parse).toThrow(expect.objectContaining({exitCode: 2, message: expect.stringMatching(message)}))
+    expect(parse).toThrow(`\n${RESOLVE_USAGE}`)
   })
 })
