@@ -61,13 +61,16 @@ export async function gcCommand(options: GcOptions): Promise<GcResult> {
   }
   try {
     const now = Date.now()
-    const marks = await readMarks(backend.stateDir)
-    for (const garbage of await findGarbage(backend.root)) {
+    const [marks, found, store] = await Promise.all([
+      readMarks(backend.stateDir),
+      findGarbage(backend.root),
+      lstat(join(backend.root, PODMAN_STORE_DIR)).then(() => true, () => false),
+    ])
+    for (const garbage of found) {
       const item: GcItem = {...garbage, unreferencedSince: marks.get(garbage.path) ?? new Date(now).toISOString()}
       const due = now - Date.parse(item.unreferencedSince) >= options.gracePeriodMs
       ;(due ? result.deleted : result.kept).push(item)
     }
-    const store = await lstat(join(backend.root, PODMAN_STORE_DIR)).then(() => true, () => false)
     for (let start = 0; !options.dryRun && start < result.deleted.length; start += options.batchSize) {
       const batch = result.deleted.slice(start, start + options.batchSize)
       const names = batch.flatMap((item) => (item.name ? [item.name] : []))

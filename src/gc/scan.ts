@@ -37,17 +37,69 @@ export interface Garbage {
 const HEX = /^[0-9a-f]{64}$/
 const FLAT_PATH = /^\.flat\/[0-9a-f]{2}\/([0-9a-f]{64})(?:\/|$)/
 
-/** Everything unreferenced, metadata first, then flat roots, records, blobs, layers. */
+/**
+ * Everything unreferenced, metadata first, then flat roots, records, blobs, layers. The
+ * areas are listed at once (each list is a chain of directory reads, which on a CVMFS
+ * mount are round trips of their own); what is garbage is decided after, in that order.
+ */
 export async function findGarbage(root: string): Promise<Garbage[]> {
-  const links = await symlinks(root)
+  const [links, metadata, flatRoots, flatRecords, chains, blobs, layers] = await Promise.all([
+    symlinks(root),
+    scanMetadata(root),
+    hashedEntries(root, FLAT_DIR),
+    hashedEntries(root, join(METADATA_DIR, FLAT_DIR), '.json'),
+    hashedEntries(root, join(METADATA_DIR, CHAINS_DIR)),
+    names(join(root, BLOBS_DIR)),
+    hashedEntries(root, LAYERS_DIR),
+  ])
   const linked = new Set<string>()
   for (const [link, target] of links) {
     const hex = FLAT_PATH.exec(lexicalTarget(link, target) ?? '')?.[1]
     if (hex) linked.add(hex)
   }
-  const garbage: Garbage[] = []
+  // Metadata of names without a link.
+  const garbage: Garbage[] = [...metadata.garbage]
 
-  // Metadata of names without a link; what the remaining names reference.
+  // Flat roots, and our records of them.
+  const remaining = new Set<string>()
+  for (const hex of flatRoots) {
+    if (linked.has(hex)) {
+      remaining.add(hex)
+      continue
+    }
+    const record = await readJson(join(root, flatRecordRel(`sha256:${hex}`)))
+    const size = typeof record?.size === 'number' ? record.size : await treeBytes(join(root, FLAT_DIR, hex.slice(0, 2), hex))
+    garbage.push({kind: 'flat', path: join(FLAT_DIR, hex.slice(0, 2), hex), bytes: size})
+  }
+  for (const file of flatRecords) {
+    if (!remaining.has(file)) garbage.push({kind: 'flat-record', path: flatRecordRel(`sha256:${file}`), bytes: await fileBytes(join(root, flatRecordRel(`sha256:${file}`)))})
+  }
+
+  // The ChainID index: entries whose flat root is gone or going.
+  for (const hex of chains) {
+    const path = join(METADATA_DIR, CHAINS_DIR, hex.slice(0, 2), hex)
+    const target = /sha256:([0-9a-f]{64})/.exec((await readFile(join(root, path), 'utf8').catch(() => '')) ?? '')?.[1]
+    if (!target || !remaining.has(target)) garbage.push({kind: 'chain', path, bytes: await fileBytes(join(root, path))})
+  }
+
+  // Original manifest and config bytes.
+  for (const hex of blobs) {
+    if (!HEX.test(hex) || metadata.liveDigests.has(`sha256:${hex}`) || remaining.has(hex)) continue
+    garbage.push({kind: 'blob', path: join(BLOBS_DIR, hex), bytes: await fileBytes(join(root, BLOBS_DIR, hex))})
+  }
+
+  // DUCC's per-layer trees.
+  for (const hex of layers) {
+    if (metadata.liveLayers.has(`sha256:${hex}`)) continue
+    const path = join(LAYERS_DIR, hex.slice(0, 2), hex)
+    garbage.push({kind: 'layer', path, bytes: await treeBytes(join(root, path))})
+  }
+  return garbage
+}
+
+/** The metadata of names without a link (garbage), and what the remaining names reference. */
+async function scanMetadata(root: string): Promise<{garbage: Garbage[]; liveDigests: Set<string>; liveLayers: Set<string>}> {
+  const garbage: Garbage[] = []
   const liveDigests = new Set<string>()
   const liveLayers = new Set<string>()
   const metadataSets: {dir: string; link: (name: string) => string}[] = [{dir: METADATA_DIR, link: (name) => name}]
@@ -67,42 +119,7 @@ export async function findGarbage(root: string): Promise<Garbage[]> {
       }
     }
   }
-
-  // Flat roots, and our records of them.
-  const remaining = new Set<string>()
-  for (const hex of await hashedEntries(root, FLAT_DIR)) {
-    if (linked.has(hex)) {
-      remaining.add(hex)
-      continue
-    }
-    const record = await readJson(join(root, flatRecordRel(`sha256:${hex}`)))
-    const size = typeof record?.size === 'number' ? record.size : await treeBytes(join(root, FLAT_DIR, hex.slice(0, 2), hex))
-    garbage.push({kind: 'flat', path: join(FLAT_DIR, hex.slice(0, 2), hex), bytes: size})
-  }
-  for (const file of await hashedEntries(root, join(METADATA_DIR, FLAT_DIR), '.json')) {
-    if (!remaining.has(file)) garbage.push({kind: 'flat-record', path: flatRecordRel(`sha256:${file}`), bytes: await fileBytes(join(root, flatRecordRel(`sha256:${file}`)))})
-  }
-
-  // The ChainID index: entries whose flat root is gone or going.
-  for (const hex of await hashedEntries(root, join(METADATA_DIR, CHAINS_DIR))) {
-    const path = join(METADATA_DIR, CHAINS_DIR, hex.slice(0, 2), hex)
-    const target = /sha256:([0-9a-f]{64})/.exec((await readFile(join(root, path), 'utf8').catch(() => '')) ?? '')?.[1]
-    if (!target || !remaining.has(target)) garbage.push({kind: 'chain', path, bytes: await fileBytes(join(root, path))})
-  }
-
-  // Original manifest and config bytes.
-  for (const hex of await names(join(root, BLOBS_DIR))) {
-    if (!HEX.test(hex) || liveDigests.has(`sha256:${hex}`) || remaining.has(hex)) continue
-    garbage.push({kind: 'blob', path: join(BLOBS_DIR, hex), bytes: await fileBytes(join(root, BLOBS_DIR, hex))})
-  }
-
-  // DUCC's per-layer trees.
-  for (const hex of await hashedEntries(root, LAYERS_DIR)) {
-    if (liveLayers.has(`sha256:${hex}`)) continue
-    const path = join(LAYERS_DIR, hex.slice(0, 2), hex)
-    garbage.push({kind: 'layer', path, bytes: await treeBytes(join(root, path))})
-  }
-  return garbage
+  return {garbage, liveDigests, liveLayers}
 }
 
 /**
