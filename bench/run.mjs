@@ -376,7 +376,7 @@ try {
     const target = r.target === undefined ? '' : `≤ ${r.target} (${r.firstLine ? 'first output' : 'exit'}): ${verdict}`
     log(`  ${r.name.padEnd(30)}${r.via.padEnd(8)}${first.padEnd(42)}${`${fmt(r.exit, 'ms')}  ${r.ratioExit.toFixed(2)}×; ${r.pairedExit.toFixed(2)}×`.padEnd(42)}${target}`)
   }
-  log('  (path: router = dist/cli/fast-paths.cjs, bundle = the command\'s own, oclif = oclif loaded; publish prints its first line as it asks for the manifest, while the repository lock is taken; sync --dry-run once it has read the wish list; rm with nothing to remove takes no lock)')
+  log('  (path: router = dist/cli/fast-paths.cjs, bundle = the command\'s own (resolve\'s: dist/cli/resolve-main.cjs), oclif = oclif loaded; publish prints its first line as it asks for the manifest, while the repository lock is taken; sync --dry-run once it has read the wish list; rm with nothing to remove takes no lock)')
 
   if (sections.has('hook')) {
   log('\n== 4. the hook (ms)')

@@ -43,7 +43,7 @@ export function startupCases({cli, repo, ref, wishlist, hooksDir}) {
   const node = process.execPath
   return [
     {name: 'node -e 0', argv: [node, '-e', '0'], via: '—'},
-    {name: 'resolve', argv: [node, cli, 'resolve', '--root', repo, ref], via: 'router', target: 1.2},
+    {name: 'resolve', argv: [node, cli, 'resolve', '--root', repo, ref], via: 'bundle', target: 1.2},
     {name: '--version', argv: [node, cli, '--version'], via: 'router', target: 2},
     {name: 'list', argv: [node, cli, 'list', '--root', repo], via: 'bundle', target: 1.3},
     {name: 'publish (unchanged image)', argv: [node, cli, 'publish', '--root', repo, '--tls-verify=false', ref], via: 'bundle', firstLine: true, target: 1.3},
