@@ -27,6 +27,8 @@ import type {Script} from 'node:vm'
  * `module.constructor` (a CommonJS module is an instance of it), because on Node.js 20
  * `require('node:module')` also loads the ES module loader and source maps, ~5 M
  * instructions (~2 ms) of every start; and whether Node.js caches compiled code itself.
+ * (This module's own `createRequire` import is, in the router's bundle, the bundle's
+ * `require`: scripts/bundle-shims/node-module.mjs.)
  */
 export interface Entry {
   Module: ModuleClass
