@@ -15,4 +15,8 @@ export const zlib = (): typeof import('node:zlib') => load('node:zlib') as typeo
 export const workerThreads = (): typeof import('node:worker_threads') => load('node:worker_threads') as typeof import('node:worker_threads')
 /** node:os: small, but only `$HOME`-less runs need it before their work. */
 export const os = (): typeof import('node:os') => load('node:os') as typeof import('node:os')
+/** node:fs/promises (with streams, readline and file watching): src/fs-promises.ts calls through it. */
+export const fsPromises = (): typeof import('node:fs/promises') => load('node:fs/promises') as typeof import('node:fs/promises')
+/** node:vm: only a bundle read through the code cache needs it (src/cli/code-cache.ts). */
+export const vm = (): typeof import('node:vm') => load('node:vm') as typeof import('node:vm')
 export const childProcess = (): typeof import('node:child_process') => load('node:child_process') as typeof import('node:child_process')

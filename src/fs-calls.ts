@@ -5,10 +5,10 @@
  * node:fs/promises loads Node.js's stream, readline and file-watching modules with it
  * (~7 M instructions, ~2–3 ms on Node.js 20), for nothing these calls need;
  * util.promisify costs ~1 ms at its first use. (Everything else calls node:fs/promises,
- * loaded at its first call: src/fs-promises.ts.) A process with nothing else to do (`resolve`) makes
- * them synchronously ({@link callSynchronously}): its calls come one after the other
- * anyway, and the thread pool is never started (~3 ms less). Same calls, same errors,
- * either way.
+ * loaded at its first call: src/fs-promises.ts.) A process with nothing else to do
+ * (`resolve`) makes them synchronously ({@link callSynchronously}): its calls come one
+ * after the other anyway, and the thread pool is never started (~3 ms less). Same calls,
+ * same errors, either way.
  */
 // Named imports: a bundle makes a copy of a whole module's namespace at load.
 import {access as fsAccess, accessSync as fsAccessSync, chmod as fsChmod, chmodSync as fsChmodSync, lstat as fsLstat, lstatSync as fsLstatSync, mkdir as fsMkdir, mkdirSync as fsMkdirSync, readFile as fsReadFile, readFileSync as fsReadFileSync, readdir as fsReaddir, readdirSync as fsReaddirSync, readlink as fsReadlink, readlinkSync as fsReadlinkSync, realpath as fsRealpath, realpathSync as fsRealpathSync, stat as fsStat, statSync as fsStatSync, symlink as fsSymlink, symlinkSync as fsSymlinkSync, writeFile as fsWriteFile, writeFileSync as fsWriteFileSync, type Dirent, type Stats, type WriteFileOptions} from 'node:fs'

@@ -7,12 +7,9 @@
  * called through. Modules import from here instead of node:fs/promises; its types stay
  * node:fs/promises's (`import type`).
  */
-import {createRequire} from 'node:module'
+import {fsPromises} from './builtins.js'
 
 type FsPromises = typeof import('node:fs/promises')
-
-let loaded: FsPromises | undefined
-const fsPromises = (): FsPromises => (loaded ??= createRequire(import.meta.url)('node:fs/promises') as FsPromises)
 
 /** The function `name` of node:fs/promises, with its own type (overloads and all). */
 function lazy<K extends keyof FsPromises>(name: K): FsPromises[K] {

@@ -18,17 +18,18 @@
  * the plain way: the cache only ever saves time.
  */
 import {closeSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, type Stats} from 'node:fs'
-import {createRequire} from 'node:module'
 import {basename, dirname, join} from 'node:path'
 import type {Script} from 'node:vm'
+
+import {vm} from '../builtins.js'
 
 /**
  * What the entry (bin/run.js, CommonJS) hands over: node:module's Module class, as its own
  * `module.constructor` (a CommonJS module is an instance of it), because on Node.js 20
  * `require('node:module')` also loads the ES module loader and source maps, ~5 M
  * instructions (~2 ms) of every start; and whether Node.js caches compiled code itself.
- * (This module's own `createRequire` import is, in the router's bundle, the bundle's
- * `require`: scripts/bundle-shims/node-module.mjs.)
+ * (Its node:vm comes through src/builtins.ts, whose `createRequire` is, in a bundle, the
+ * bundle's own `require`: scripts/bundle-shims/node-module.mjs.)
  */
 export interface Entry {
   Module: ModuleClass
@@ -95,8 +96,7 @@ export function requireBundle(file: string, {Module, nodeCaches}: Entry): unknow
   const cachedData = readCache(cacheFile, key)
   // The wrapper Node.js puts around a CommonJS module, on the source's first line.
   // node:vm only here: `--version`, which loads no bundle, does without it.
-  const {Script: VmScript} = createRequire(import.meta.url)('node:vm') as typeof import('node:vm')
-  const script = new VmScript(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {filename: file, cachedData})
+  const script = new (vm().Script)(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, {filename: file, cachedData})
   if (!cachedData || script.cachedDataRejected) process.once('exit', () => writeCache(cacheFile, key, script))
   // A module like any other CommonJS one: in require's cache, with its search paths.
   const module = new Module(file)

@@ -23,9 +23,11 @@ export interface ResolveArgs {
 }
 
 /**
- * `resolve`'s arguments, read as oclif reads its Resolve command's flags (src/commands/
- * resolve.ts documents them): `--root DIR` (or `--root=DIR`, repeatable), `--config FILE`,
- * `--overlay[=true|false]` (or `-O`), one IMAGE, `--` before an IMAGE that starts with "-".
+ * `resolve`'s arguments, the flags of oclif's Resolve command (src/commands/resolve.ts
+ * documents them): `--root DIR` (or `--root=DIR`, repeatable), `--config FILE` (once),
+ * `--overlay[=true|false]` (or `-O`; bare, as podman spells a boolean, so `--overlay
+ * true` is the flag and an IMAGE "true"), one IMAGE, `--` before an IMAGE that starts
+ * with "-".
  * By hand rather than node:util's parseArgs, which costs every start ~7 M instructions
  * (~2 ms on Node.js 20) to load and compile, for four flags.
  */

@@ -58,7 +58,7 @@ export async function findGarbage(root: string): Promise<Garbage[]> {
     if (hex) linked.add(hex)
   }
   // Metadata of names without a link.
-  const garbage: Garbage[] = [...metadata.garbage]
+  const garbage = metadata.garbage
 
   // Flat roots, and our records of them.
   const remaining = new Set<string>()
