@@ -40,16 +40,24 @@ export interface LogSink extends Output {
 }
 
 /**
+ * Linux's memory devices (/dev/null, /dev/zero, …): character devices, never a terminal.
+ * The major number of a device as Linux encodes it in st_rdev (majors below 4096).
+ */
+const MEMORY_DEVICES_MAJOR = 1
+const major = (rdev: number) => Math.floor(rdev / 256) & 0xfff
+
+/**
  * stderr for a Logger: the stream where it may be a terminal (a character device: live
- * progress lines need its width), the descriptor otherwise (a pipe or a file, as in
- * every unattended run).
+ * progress lines need its width), the descriptor otherwise (a pipe, a file or /dev/null,
+ * as in every unattended run: `>/dev/null 2>&1` from cron, systemd's StandardError=null).
  */
 export function stderrSink(): LogSink {
-  let characterDevice = true
+  let terminal = true
   try {
-    characterDevice = fstatSync(2).isCharacterDevice()
+    const stats = fstatSync(2)
+    terminal = stats.isCharacterDevice() && major(stats.rdev) !== MEMORY_DEVICES_MAJOR
   } catch {
     // fstat failed (a closed descriptor): the stream decides, as before.
   }
-  return characterDevice ? process.stderr : {...fdOutput(2), isTTY: false}
+  return terminal ? process.stderr : {...fdOutput(2), isTTY: false}
 }

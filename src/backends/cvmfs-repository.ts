@@ -26,9 +26,6 @@ import {mountedHead, publishedHead, type Head} from './cvmfs-gateway.js'
 import {abortTransaction, ingest, isInTransaction, notAPublisher, readServerConfig, refreshMount, type ServerConfig} from './cvmfs-server.js'
 import {acquireLock, currentHolder, describeHolder, holderIsGone, readHolder, type Holder, type Lock} from './lock.js'
 
-/** Where cvmfs-oci keeps its state on a publisher, unless configured otherwise. */
-export const DEFAULT_STATE_DIR = '/var/lib/cvmfs-oci'
-
 /** CVMFS's own rule for repository names (a fully qualified name, e.g. unpacked.cern.ch). */
 const REPOSITORY_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 

@@ -9,11 +9,10 @@ import {join, resolve} from 'node:path'
 
 import {UserError} from '../errors.js'
 import {mkdir, readdir, rm, rmdir, stat} from '../fs-promises.js'
-import {WORK_DIR} from '../layout/paths.js'
+import {STAGING_DIR, WORK_DIR} from '../layout/paths.js'
 import type {BackendOptions, RepositoryBackend} from './backend.js'
 import {acquireLock, type Lock} from './lock.js'
 
-export const STAGING_DIR = join(WORK_DIR, 'staging')
 const LOCK_FILE = join(WORK_DIR, 'lock')
 
 export class DirectoryBackend implements RepositoryBackend {

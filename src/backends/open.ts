@@ -7,10 +7,9 @@
 import {join, resolve} from 'node:path'
 
 import {BugError, UsageError} from '../errors.js'
-import {cvmfsMount, DEFAULT_CONFIG_PATH, readConfig, type Config} from '../layout/roots.js'
+import {cvmfsMount, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, readConfig, type Config} from '../layout/roots.js'
 import type {Logger} from '../log.js'
 import type {RepositoryBackend} from './backend.js'
-import {DEFAULT_STATE_DIR} from './cvmfs-repository.js'
 import {WORK_DIR} from '../layout/paths.js'
 
 export interface TargetOptions {

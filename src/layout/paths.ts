@@ -14,6 +14,8 @@ export const CATALOG_MARKER = '.cvmfscatalog'
 export const BLOBS_DIR = '.metadata/.blobs/sha256'
 /** Our own bookkeeping (staging, locks); never reachable through a public link. */
 export const WORK_DIR = '.cvmfs-oci'
+/** Where a publish into a plain directory builds a flat root before moving it into place. */
+export const STAGING_DIR = join(WORK_DIR, 'staging')
 /** Facts about one flat root (size, when unpacked), whatever names point to it. */
 export function flatRecordRel(configDigest: string): string {
   const hex = digestHex(configDigest)

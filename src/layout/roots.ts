@@ -27,6 +27,9 @@ export const DEFAULT_ROOT = '/cvmfs/unpacked.cern.ch'
 /** Where CVMFS mounts repositories, unless configured otherwise. */
 export const DEFAULT_CVMFS_MOUNT = '/cvmfs'
 
+/** Where cvmfs-oci keeps its state on a publisher (locks, markers, gc marks), unless configured otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/cvmfs-oci'
+
 /** A CVMFS repository this machine publishes into (schemas/config.schema.json). */
 export interface RepositoryConfig {
   name: string

@@ -136,6 +136,29 @@ export function parsePlatformRequest(s: string): PlatformRequest {
   return {all: false, platforms: parts.map(parsePlatform)}
 }
 
+/** What `--platform` asks of a publish (publish/publish-image.ts's PublishOptions). */
+export interface PlatformChoice {
+  /** The platform to publish from an index; `explicit` when the user gave --platform. */
+  platform: PlatformSpec
+  explicitPlatform: boolean
+  /** `all`, or several platforms: every such platform of an index is published. */
+  platforms?: PlatformRequest
+}
+
+/**
+ * What `--platform` (or a wish list's `platform:`) means: absent, this host's platform,
+ * taken from an index and warned about otherwise; one platform, that one, enforced;
+ * `all` or several, every such platform of an index.
+ *
+ * @throws UsageError `E_BAD_PLATFORM`
+ */
+export function platformOptions(flag: string | undefined): PlatformChoice {
+  if (flag === undefined) return {platform: hostPlatform(), explicitPlatform: false}
+  const request = parsePlatformRequest(flag)
+  if (!request.all && request.platforms.length === 1) return {platform: request.platforms[0]!, explicitPlatform: true}
+  return {platform: hostPlatform(), explicitPlatform: false, platforms: request}
+}
+
 /**
  * The entries of an index a request publishes, in order: for `all` every platform image
  * (as {@link choosePlatform} sees them, the first of entries sharing a `.multiarch`

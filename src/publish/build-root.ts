@@ -5,12 +5,11 @@
 import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {STAGING_DIR} from '../backends/directory.js'
 import {VerificationError} from '../errors.js'
 import type {SkippedBlob} from '../fetch/skopeo.js'
 import {mkdir, rename, rm} from '../fs-promises.js'
 import {addNestedCatalogs, writeRootMarker} from '../layout/nested-catalogs.js'
-import {digestHex, flatRootRel} from '../layout/paths.js'
+import {digestHex, flatRootRel, STAGING_DIR} from '../layout/paths.js'
 import {addRuntimeFiles} from '../layout/singularity.js'
 import {ensureCatalogMarkers, type FlatRecord} from '../layout/write.js'
 import {formatBytes, someOf} from '../log.js'

@@ -8,7 +8,8 @@ import {archiveRepoTags} from '../fetch/docker-archive.js'
 import {parseSource} from '../fetch/source.js'
 import type {RegistryOptions} from '../fetch/skopeo.js'
 import type {Logger} from '../log.js'
-import {configAlongside, platformOptions, publishImage, startInspect, type PublishResult} from './publish-image.js'
+import {platformOptions} from '../oci/platform.js'
+import {configAlongside, publishImage, startInspect, type PublishResult} from './publish-image.js'
 
 export interface PublishCommandOptions {
   images: string[]

@@ -23,7 +23,7 @@ import {formatBytes, type Logger} from '../log.js'
 import {sha256Digest} from '../oci/digest.js'
 import type {ImageConfig, ImageManifest} from '../oci/documents.js'
 import {toDuccManifest} from '../oci/ducc-manifest.js'
-import {choosePlatform, choosePlatforms, formatPlatform, hostPlatform, parsePlatformRequest, type PlatformRequest, type PlatformSpec} from '../oci/platform.js'
+import {choosePlatform, choosePlatforms, formatPlatform, type PlatformChoice, type PlatformRequest} from '../oci/platform.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 import {updatePodmanStore} from '../podman-store/store.js'
 import {formatReference} from '../reference/reference.js'
@@ -36,15 +36,11 @@ import {PublishProgress} from './progress.js'
 import {publishPlatforms} from './publish-platforms.js'
 import {checkPlatform, checkPlatformListed} from './verify.js'
 
-export interface PublishOptions {
-  /** The platform to publish from an index; `explicit` when the user gave --platform. */
-  platform: PlatformSpec
-  explicitPlatform: boolean
-  /**
-   * `--platform all`, or a list of several: every such platform of an index is published
-   * (publish-platforms.ts); an image that is no index is published as it is.
-   */
-  platforms?: PlatformRequest
+/**
+ * How to publish. With `platforms` (`--platform all`, or several) every such platform of an
+ * index is published (publish-platforms.ts); an image that is no index is published as it is.
+ */
+export interface PublishOptions extends PlatformChoice {
   registry: RegistryOptions
   logger: Logger
   /** Where downloads go (default: the system temp dir). */
@@ -344,18 +340,6 @@ async function publishInspected(backend: RepositoryBackend, source: ImageSource,
     }
     await temp.cleanup()
   }
-}
-
-/**
- * What `--platform` (or a wish list's `platform:`) means for {@link PublishOptions}: absent,
- * this host's platform, taken from an index and warned about otherwise; one platform,
- * that one, enforced; `all` or several, every such platform of an index.
- */
-export function platformOptions(flag: string | undefined): Pick<PublishOptions, 'platform' | 'explicitPlatform' | 'platforms'> {
-  if (flag === undefined) return {platform: hostPlatform(), explicitPlatform: false}
-  const request = parsePlatformRequest(flag)
-  if (!request.all && request.platforms.length === 1) return {platform: request.platforms[0]!, explicitPlatform: true}
-  return {platform: hostPlatform(), explicitPlatform: false, platforms: request}
 }
 
 /** `all`, or the platforms listed, for messages. */

@@ -10,7 +10,8 @@ import {toCvmfsOciError, type CvmfsOciError} from '../errors.js'
 import {listTags, type RegistryOptions} from '../fetch/skopeo.js'
 import {parseSource, type ImageSource} from '../fetch/source.js'
 import {formatBytes, Logger} from '../log.js'
-import {platformOptions, publishImage, type PublishResult} from '../publish/publish-image.js'
+import {platformOptions} from '../oci/platform.js'
+import type {PublishResult} from '../publish/publish-image.js'
 import {formatReference} from '../reference/reference.js'
 import {readWishlist, type Wish} from './wishlist.js'
 
@@ -93,6 +94,8 @@ export async function syncCommand(options: SyncOptions): Promise<SyncSummary> {
   const quiet = new Logger({stream: logger.stream, level: logger.level === 'debug' ? 'debug' : 'warn', timestamps: logger.timestamps, live: logger.live})
   const backend = options.dryRun ? readOnlyBackend(target) : await openBackend(target, {logger, lockTimeoutMs: options.lockTimeoutMs, tmpDir: options.tmpDir})
   try {
+    // Loaded once the wish list is read: its first line does not wait for the publish path.
+    const {publishImage} = await import('../publish/publish-image.js')
     for (const {source, wish} of planned) {
       try {
         const result = await publishImage(backend, source, {

@@ -2,8 +2,8 @@
  * src/output.ts: lines written straight to descriptors 1 and 2, without Node.js's
  * streams. Run in child processes of the built module, where the descriptors are real
  * pipes: everything arrives, in order with what the streams write, whatever its size;
- * a reader that went away (`| head`) is no error; a Logger on a pipe writes through the
- * descriptor, on a terminal through the stream.
+ * a reader that went away (`| head`) is no error; a Logger on a pipe or /dev/null writes
+ * through the descriptor, on a terminal through the stream.
  */
 import {join} from 'node:path'
 
@@ -53,6 +53,12 @@ describe("a Logger's default stderr", () => {
   it('on a pipe: the descriptor, no terminal, no stream made', async () => {
     const r = await exec(process.execPath, ['--input-type=module', '-e', LOGGER_PROBE], {reject: false})
     expect(r.stderr).toBe('a line\n')
+    expect(JSON.parse(r.stdout)).toEqual({tty: false, live: false, stream: false})
+  })
+
+  it('on /dev/null (a character device, no terminal): the descriptor, no stream made', async () => {
+    const r = await exec('bash', ['-c', '"$0" --input-type=module -e "$1" 2>/dev/null', process.execPath, LOGGER_PROBE], {reject: false})
+    expect(r.exitCode, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual({tty: false, live: false, stream: false})
   })
 
