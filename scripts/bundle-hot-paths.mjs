@@ -20,6 +20,13 @@
 // module tar-stream uses. yaml, the TOML parser and semver are bundled into the commands
 // that read such files. Dynamic imports become require() calls (no ES module loader).
 //
+// yaml is bundled from its ES module build (yaml/browser/dist, the same code as its
+// CommonJS build for Node.js): esbuild wraps each CommonJS module and runs them all at
+// load, where ES modules are hoisted into the bundle and what sync does not use is left
+// out. Measured: sync's bundle 31 KB smaller, its code cache 352 → 321 KB, its first line
+// 2.3–2.8 ms sooner (medians of 30). The one difference: yaml's own warnings (a mapping
+// key that is a collection) go to console.warn instead of process.emitWarning.
+//
 // Whitespace and syntax are minified (Node.js 20 parses every byte of a bundle before it
 // runs it: for sync's that halves the ~80 M instructions of parsing, measured with
 // callgrind); names stay, for readable stack traces. dist/bundles.json lists the modules
@@ -74,6 +81,7 @@ async function bundle({entry, stdin, outfile, urlDir}) {
     logLevel: 'warning',
     external: EXTERNAL,
     plugins: [vendorBundles(outfile), nodeModuleShim],
+    alias: {yaml: join(top, 'node_modules', 'yaml', 'browser', 'dist', 'index.js')},
     supported: {'dynamic-import': false},
     minifyWhitespace: true,
     minifySyntax: true,
