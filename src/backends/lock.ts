@@ -20,7 +20,7 @@ import {hostname} from 'node:os'
 import {dirname} from 'node:path'
 import {promisify} from 'node:util'
 
-import {BusyError, ExternalError} from '../errors.js'
+import {BusyError, ExternalError, UserError} from '../errors.js'
 import {runBrief} from '../exec.js'
 import {mkdir, readFile, rm, stat} from '../fs-promises.js'
 import type {Logger} from '../log.js'
@@ -84,17 +84,31 @@ const TAKEN = 75
 const LOOK_EVERY_S = 1
 /** …or this often while the holder has not written its name yet. */
 const LOOK_SOON_S = 0.05
+/** Attempts at making the lock file's directory and opening the file, each undone by a holder leaving. */
+const OPEN_ATTEMPTS = 1000
 /** How long the holder may stay unnamed before we wait for "another process". */
 const UNNAMED_MS = 1000
 
-/** Open (creating) the lock file. Its directory may just have been removed by a holder leaving. */
+/**
+ * Open (creating) the lock file. A holder leaving removes its directory when empty, at any
+ * moment: between our mkdir and open, or inside mkdir itself (Node.js's recursive mkdir
+ * checks that a directory it finds is one, and fails with ENOENT if it is gone by then).
+ * Either way: make the directory again.
+ */
 async function openLockFile(path: string): Promise<number> {
-  for (;;) {
-    await mkdir(dirname(path), {recursive: true})
+  for (let attempt = 1; ; attempt++) {
     try {
+      await mkdir(dirname(path), {recursive: true})
       return await openFd(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+      // Never so often from holders leaving: a path that cannot be made (a dangling symlink).
+      if (attempt === OPEN_ATTEMPTS) {
+        throw new UserError(`cannot create the lock file ${path}: ${(error as Error).message}`, {
+          code: 'E_LOCK_DIR',
+          hint: `Make ${dirname(path)} a directory cvmfs-oci can write (is it a symlink to something missing?).`,
+        })
+      }
     }
   }
 }

@@ -1,6 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process'
 import {closeSync, existsSync, openSync, readFileSync} from 'node:fs'
-import {readFile, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, rmdir, stat, symlink, writeFile} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import type {Writable} from 'node:stream'
@@ -121,6 +121,33 @@ describe('repository lock', () => {
     } finally {
       await kill(waiter)
     }
+  })
+
+  it('takes the lock while holders leaving remove its directory, at any moment', async () => {
+    // A holder leaving removes the lock file, then the directory if it is empty. A taker's
+    // recursive mkdir may find the directory and then (Node.js checks that what it found
+    // is a directory) find it gone: ENOENT from mkdir itself, which is no error here.
+    const sub = join(dir(), 'churn')
+    const path = join(sub, 'lock')
+    let done = false
+    const leaving = (async () => {
+      while (!done) {
+        await mkdir(sub).catch(() => {})
+        await rmdir(sub).catch(() => {})
+      }
+    })()
+    try {
+      for (let i = 0; i < 300; i++) await (await acquireLock(path, 'repo', 10_000, silentLogger())).release()
+    } finally {
+      done = true
+      await leaving
+    }
+  })
+
+  it('refuses a lock directory that cannot be made (a dangling symlink), without looping', async () => {
+    const path = join(dir(), 'dangling', 'lock')
+    await symlink(join(dir(), 'missing'), join(dir(), 'dangling'))
+    await expect(acquireLock(path, 'repo', 0, silentLogger())).rejects.toMatchObject({code: 'E_LOCK_DIR', exitCode: 1, message: expect.stringContaining(path)})
   })
 
   it('takes over the lock of a killed holder only once, whatever a second taker does meanwhile', async () => {
