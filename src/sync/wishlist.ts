@@ -11,7 +11,6 @@
  * ignored. `platform` (cvmfs-oci's own key, which DUCC ignores) asks for the platforms of
  * multi-platform images as `--platform` does (`all`, or a list).
  */
-
 import {LineCounter, parseDocument, type Document} from 'yaml'
 
 import {UsageError} from '../errors.js'
