@@ -37,16 +37,19 @@ for (const {file, schema} of schemas) {
 console.error(`compiled ${schemas.length} schema(s) into src/generated/`)
 
 // ajv's standalone ESM output still calls require() for its small runtime helpers
-// (e.g. ucs2length for minLength). Give the module a require of its own: static
-// default imports of those CommonJS files are interpreted differently by Node and
-// by bundlers/vitest (module.exports vs its `default`), require() is the same everywhere.
-// Each helper is required at its first call, not when the module loads: `resolve` loads
-// the config's validator before every container start and uses it only when a config
-// file exists (a require() at load costs a search of node_modules, ~1 ms).
+// (e.g. ucs2length for minLength). Each becomes a static namespace import, which the
+// bundles inline (a require() at run time costs a search of node_modules: ~1 ms of
+// `sync`'s first line, measured, and of `resolve` where a config file exists). A default
+// import of these CommonJS files is module.exports for Node.js and esbuild here, and may
+// be the helper itself for vitest (its interop of __esModule): the namespace's `default`
+// is read both ways.
 function esmRuntimeImports(code) {
   if (!code.includes('require(')) return code
-  const preamble = 'import {createRequire} from "node:module";\nlet required;\nconst require = (id) => (required ??= createRequire(import.meta.url))(id);\n'
-  const lazy = code.replace(/const (\w+) = require\(("[^"]+")\)\.default;/g, (_, name, id) => `function ${name}(...args) { return require(${id}).default(...args); }`)
-  if (/=\s*require\(/.test(lazy)) throw new Error('compile-schemas: a require() of ajv\'s output is not of the form this script makes lazy')
-  return `${preamble}${lazy.replace(/^"use strict";/, '')}`
+  const imports = []
+  const helpers = code.replace(/const (\w+) = require\(("[^"]+")\)\.default;/g, (_, name, id) => {
+    imports.push(`import * as ${name}Module from ${JSON.stringify(`${JSON.parse(id)}.js`)};\n`)
+    return `const ${name} = ${name}Module.default.default ?? ${name}Module.default;`
+  })
+  if (/require\(/.test(helpers)) throw new Error('compile-schemas: a require() of ajv\'s output is not of the form this script turns into an import')
+  return `${imports.join('')}${helpers.replace(/^"use strict";/, '')}`
 }

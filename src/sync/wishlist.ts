@@ -11,10 +11,11 @@
  * ignored. `platform` (cvmfs-oci's own key, which DUCC ignores) asks for the platforms of
  * multi-platform images as `--platform` does (`all`, or a list).
  */
+import {readFileSync} from 'node:fs'
+
 import {LineCounter, parseDocument, type Document} from 'yaml'
 
 import {UsageError} from '../errors.js'
-import {readFile} from '../fs-promises.js'
 import compiledValidator from '../generated/wishlist.validator.js'
 import {formatSchemaErrors, type SchemaValidator} from '../oci/schema-errors.js'
 import {parseReference, type ImageReference} from '../reference/reference.js'
@@ -51,7 +52,9 @@ export interface Wishlist {
 export async function readWishlist(path: string): Promise<Wishlist> {
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    // Read at once: nothing else runs meanwhile, and sync's first line waits for it (an
+    // asynchronous read starts Node.js's thread pool first: ~1 ms, measured).
+    text = readFileSync(path, 'utf8')
   } catch (error) {
     throw new UsageError(`cannot read the wish list ${path}: ${(error as Error).message}`, {code: 'E_WISHLIST_UNREADABLE', cause: error})
   }

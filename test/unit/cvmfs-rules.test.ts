@@ -142,5 +142,7 @@ describe('wish list entries', () => {
       expect.stringMatching(/^w\.yaml:2:8: \/input: must NOT have fewer than 1 items/),
     ])
     expect(problems('version: 1\ninput: [a\n')[0]).toMatch(/^w\.yaml:\d+:\d+: /)
+    // minLength, which the validator checks through ajv's runtime helper (scripts/compile-schemas.mjs imports it).
+    expect(problems(['version: 1', 'cvmfs_repo: x', 'input:', "  - ''", ''].join('\n'))).toEqual(['w.yaml:4:5: /input/0: must NOT have fewer than 1 characters (got "")'])
   })
 })

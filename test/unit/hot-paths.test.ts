@@ -33,12 +33,16 @@ describe.each(['dist/cli/fast-paths.cjs', 'dist/cli/resolve-main.cjs', 'dist/hoo
 const BUNDLES = (): Record<string, string[]> => JSON.parse(readFileSync(join(TOP, 'dist/bundles.json'), 'utf8')) as Record<string, string[]>
 
 /**
- * What each hot path's bundle may hold from node_modules: the router and `resolve`
- * nothing; the hook @noble/hashes's SHA-256 (a config blob's digest is checked in
- * JavaScript, since loading node:crypto costs every container start ~7 ms:
- * src/hook/image-config.ts), no more.
+ * What each hot path's bundle may hold from node_modules: the router nothing; `resolve`
+ * ajv's runtime helper for minLength (ucs2length, which the config file's validator calls;
+ * the files of ajv it holds are checked below: never its compiler); the hook
+ * @noble/hashes's SHA-256 (a config blob's digest is checked in JavaScript, since loading
+ * node:crypto costs every container start ~7 ms: src/hook/image-config.ts), no more.
  */
-const HOT_PATH_PACKAGES: Record<string, string[]> = {'dist/cli/fast-paths.cjs': [], 'dist/cli/resolve-main.cjs': [], 'dist/hook/main.cjs': ['@noble/hashes']}
+const HOT_PATH_PACKAGES: Record<string, string[]> = {'dist/cli/fast-paths.cjs': [], 'dist/cli/resolve-main.cjs': ['ajv'], 'dist/hook/main.cjs': ['@noble/hashes']}
+
+/** The files of ajv a bundle may hold: its runtime helpers (the generated validators call them). */
+const AJV_RUNTIME = /^node_modules\/ajv\/dist\/runtime\/[\w-]+\.js$/
 
 describe.each(Object.keys(HOT_PATH_PACKAGES))('%s holds', (bundle) => {
   it('our modules, and only the packages it may have from node_modules', () => {
@@ -46,6 +50,7 @@ describe.each(Object.keys(HOT_PATH_PACKAGES))('%s holds', (bundle) => {
     expect(inputs.length).toBeGreaterThan(3)
     const packages = new Set(inputs.map((input) => packageOf(input.slice(input.indexOf('node_modules/')))).filter((p) => p !== undefined))
     expect([...packages]).toEqual(HOT_PATH_PACKAGES[bundle])
+    expect(inputs.filter((input) => input.startsWith('node_modules/ajv/') && !AJV_RUNTIME.test(input))).toEqual([])
   })
 
   it('loads no node:crypto', async () => {
@@ -79,12 +84,6 @@ function withDependencies(name: string, into = new Set<string>()): Set<string> {
 function packageOf(file: string): string | undefined {
   return /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1]
 }
-
-/**
- * What every run may load from node_modules: the generated validators' ajv runtime helper
- * (ucs2length, one small file: never ajv's compiler).
- */
-const ALWAYS_ALLOWED = (file: string): boolean => file.startsWith('node_modules/ajv/dist/runtime/')
 
 interface Case {
   argv: (dir: string) => string[]
@@ -140,7 +139,7 @@ describe('what each command loads before its own work', () => {
     const own = files.filter((f) => !f.startsWith('node_modules/') && !(f === 'dist/vendor/execa.cjs' && loaded.when.startsWith('spawn ')))
     expect(own, `at ${loaded.when}`).toEqual(['bin/run.js', 'dist/cli/fast-paths.cjs', ...(c.bundle ? [`dist/cli/${c.bundle}`] : [])])
     const allowed = new Set((c.packages ?? []).flatMap((p) => [...withDependencies(p)]))
-    const foreign = files.filter((f) => f.startsWith('node_modules/') && !ALWAYS_ALLOWED(f) && !allowed.has(packageOf(f) ?? ''))
+    const foreign = files.filter((f) => f.startsWith('node_modules/') && !allowed.has(packageOf(f) ?? ''))
     expect(foreign, `at ${loaded.when}`).toEqual([])
     // (Node.js 22 reports the trace's own hooks module, loaded by module.register, as an import.)
     const esm = loaded.esm.filter((url) => !url.endsWith('/test/helpers/load-trace-hooks.mjs'))
@@ -208,5 +207,27 @@ describe('the quick commands load no stream module, nor node:fs/promises', () =>
     expect(streams).toEqual([])
     expect(loaded).not.toContain('internal/fs/promises')
     if (!nodeCaches) expect(loaded.filter((m) => m === 'module' || m === 'internal/modules/esm/loader')).toEqual([])
+  })
+
+  // sync goes on to load the publish path (and node:fs/promises with it), but only after
+  // its first line, which waits for the wish list to be read and checked.
+  it("sync's first line: the wish list read and checked without node:fs/promises", async () => {
+    const firstWrite = join(dir(), 'first-write.cjs')
+    // Records the built-ins loaded when the run first writes to stdout or stderr.
+    await writeFile(
+      firstWrite,
+      "const fs = require('node:fs'); const write = fs.writeSync; let seen = false\n" +
+        "fs.writeSync = function (fd, ...rest) { if (!seen && (fd === 1 || fd === 2)) { seen = true; write(fs.openSync(process.env.BUILTINS_OUT, 'w'), JSON.stringify(process.moduleLoadList)) } return write.call(this, fd, ...rest) }\n",
+    )
+    const wishlist = join(dir(), 'wishlist.yaml')
+    await writeFile(wishlist, 'version: 1\ncvmfs_repo: unused.example.org\ninput:\n  - http://127.0.0.1:1/none/such:1\n')
+    const out = join(dir(), 'builtins-sync-first-line.json')
+    const run = await exec(process.execPath, ['--require', firstWrite, join(TOP, 'bin/run.js'), 'sync', '--dry-run', '--root', join(dir(), 'repo'), wishlist], {
+      reject: false,
+      env: {BUILTINS_OUT: out, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', XDG_CACHE_HOME: join(dir(), 'cache')},
+    })
+    expect(run.stderr.split('\n')[0]).toMatch(/^publishing into the directory .*, not cvmfs_repo unused\.example\.org$/)
+    const loaded = await builtinsLoaded(out)
+    expect(loaded.filter((m) => (m === 'stream' || m.startsWith('internal/streams/') || m === 'internal/fs/promises') && !bare.has(m))).toEqual([])
   })
 })
