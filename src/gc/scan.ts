@@ -19,7 +19,7 @@ import {join, posix} from 'node:path'
 import {lstat, readdir, readFile, readlink} from '../fs-calls.js'
 import {pathExists} from '../layout/exists.js'
 import {BLOBS_DIR, CATALOG_MARKER, CHAINS_DIR, FLAT_DIR, flatRecordRel, IMAGE_RECORD, LAYERS_DIR, METADATA_DIR, MULTIARCH_DIR} from '../layout/paths.js'
-import {collectNames, readDuccManifest} from '../layout/list.js'
+import {collectNames, mapLimit, READ_CONCURRENCY, readDuccManifest} from '../layout/list.js'
 import {PODMAN_STORE_DIR} from '../podman-store/paths.js'
 
 export type GarbageKind = 'metadata' | 'flat' | 'flat-record' | 'chain' | 'blob' | 'layer'
@@ -109,14 +109,20 @@ async function scanMetadata(root: string): Promise<{garbage: Garbage[]; liveDige
   for (const {dir, link} of metadataSets) {
     const found: string[] = []
     await collectNames(join(root, dir), '', found)
-    for (const name of found.sort()) {
+    // Names READ_CONCURRENCY at a time (on a CVMFS mount each read is a round trip), the
+    // record and the manifest of a linked name at once; the results in name order.
+    const scanned = await mapLimit(found.sort(), READ_CONCURRENCY, async (name): Promise<{garbage?: Garbage; digests?: string[]; layers?: {digest?: string}[]}> => {
       const metadataDir = join(root, dir, name)
-      if (await pathExists(join(root, link(name)))) {
-        for (const digest of await recordDigests(metadataDir)) liveDigests.add(digest)
-        for (const layer of (await readDuccManifest(metadataDir))?.layers ?? []) if (layer.digest) liveLayers.add(layer.digest)
-      } else {
-        garbage.push({kind: 'metadata', path: join(dir, name), name: dir === METADATA_DIR ? name : undefined, bytes: await treeBytes(metadataDir)})
+      if (!(await pathExists(join(root, link(name))))) {
+        return {garbage: {kind: 'metadata', path: join(dir, name), name: dir === METADATA_DIR ? name : undefined, bytes: await treeBytes(metadataDir)}}
       }
+      const [digests, manifest] = await Promise.all([recordDigests(metadataDir), readDuccManifest(metadataDir)])
+      return {digests, layers: manifest?.layers}
+    })
+    for (const {garbage: unlinked, digests = [], layers = []} of scanned) {
+      if (unlinked) garbage.push(unlinked)
+      for (const digest of digests) liveDigests.add(digest)
+      for (const layer of layers) if (layer.digest) liveLayers.add(layer.digest)
     }
   }
   return {garbage, liveDigests, liveLayers}
@@ -160,9 +166,10 @@ export function lexicalTarget(link: string, target: string): string | undefined 
 /** `<dir>/<hh>/<hex><suffix>` entries: the hex of each. */
 async function hashedEntries(root: string, dir: string, suffix = ''): Promise<string[]> {
   const out: string[] = []
-  for (const hh of await names(join(root, dir))) {
-    if (!/^[0-9a-f]{2}$/.test(hh)) continue
-    for (const entry of await names(join(root, dir, hh))) {
+  const prefixes = (await names(join(root, dir))).filter((hh) => /^[0-9a-f]{2}$/.test(hh))
+  // Up to 256 directories: READ_CONCURRENCY at a time, as scanMetadata reads names.
+  for (const [hh, entries] of await mapLimit(prefixes, READ_CONCURRENCY, async (hh) => [hh, await names(join(root, dir, hh))] as const)) {
+    for (const entry of entries) {
       const hex = entry.endsWith(suffix) ? entry.slice(0, entry.length - suffix.length) : ''
       if (HEX.test(hex) && hex.startsWith(hh)) out.push(hex)
     }

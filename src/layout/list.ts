@@ -65,8 +65,8 @@ export interface DuccManifest {
 
 /** Directories of `.metadata` that are not image names. */
 const SKIP = new Set(['.blobs', CHAINS_DIR, FLAT_DIR, MULTIARCH_DIR])
-/** Parallel reads while listing: enough to hide CVMFS latency, few enough for the fd limit. */
-const CONCURRENCY = 16
+/** Parallel reads while listing (and gc's scan): enough to hide CVMFS latency, few enough for the fd limit. */
+export const READ_CONCURRENCY = 16
 
 /**
  * List the images of one repository root, sorted by name.
@@ -94,7 +94,7 @@ export async function listImages(root: string, options: {env?: NodeJS.ProcessEnv
   // As resolve reads a variant link: CVMFS_ARCH, else this node's architecture.
   const env = options.env ?? process.env
   const expand = {...env, CVMFS_ARCH: env.CVMFS_ARCH ?? hostArch()}
-  return mapLimit(all, CONCURRENCY, (name) => describe(realRoot, name, expand, arches.get(name) ?? []))
+  return mapLimit(all, READ_CONCURRENCY, (name) => describe(realRoot, name, expand, arches.get(name) ?? []))
 }
 
 /** Read our record in an image's metadata directory; `undefined` if absent or unreadable as JSON. */
@@ -240,7 +240,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/** `fn` of each item, at most `limit` at once; the results in the items' order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length)
   let next = 0
   const worker = async () => {
