@@ -368,6 +368,10 @@ try {
   log(`\n== 3. start-up (ms, median [min–max] of ${startupReps} rounds, every command once a round; ratio: median / node -e 0's)`)
   const repo = join(work, 'repo-startup')
   execFileSync(process.execPath, publishArgv(repo, base.ref('base')).slice(1))
+  // The image just published (and, in a full run, section 1's publishes on the disk) would
+  // otherwise be written back to the disk during the rounds: the kernel's flusher on one of
+  // the two cores, in some rounds and not others.
+  sync()
   const s = (results.sections.startup = await startup(repo, base.ref('base')))
   log(`  ${'command'.padEnd(30)}${'path'.padEnd(8)}${'first output (ratio; paired)'.padEnd(42)}${'exit (ratio; paired)'.padEnd(42)}target`)
   for (const r of s.rows) {
