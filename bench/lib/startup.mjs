@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {summary} from './measure.mjs'
 
 /** One run of `argv`: ms to the first byte of output (undefined: none) and to the exit. */
-function once(argv, env) {
+export function once(argv, env) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint()
     const ms = () => Number(process.hrtime.bigint() - t0) / 1e6
