@@ -23,7 +23,7 @@ import {parseArgs} from 'node:util'
 import {freshNodeEnvironment} from './lib/environment.mjs'
 import {writeBenchLayout} from './lib/image.mjs'
 import {median} from './lib/measure.mjs'
-import {startRegistry} from './lib/registry.mjs'
+import {pushLayoutImage, startRegistry} from './lib/registry.mjs'
 import {once, startupCases, startupFixtures} from './lib/startup.mjs'
 
 const TOP = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -53,7 +53,7 @@ try {
   const layout = join(work, 'layout')
   await writeBenchLayout(layout, {shape: 'four-layers'})
   const ref = `${registry.address}/bench/four-layers:v1`
-  execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${ref}`])
+  pushLayoutImage(layout, 'v1', ref)
   const repo = join(work, 'repo')
   execFileSync(process.execPath, [join(TOP, 'bin', 'run.js'), 'publish', '-q', '--root', repo, '--tls-verify=false', ref])
   const fixtures = startupFixtures(work, ref)
@@ -65,11 +65,12 @@ try {
     {label: 'this checkout', cli: join(TOP, 'bin', 'run.js'), cache: join(work, 'cache-this')},
   ]
   for (const build of builds) mkdirSync(build.cache, {mode: 0o700})
-  // The bundled commands (oclif's help and doctor, which runs other programs, take 100+ ms).
-  const names = startupCases({cli: '', repo, ref, ...fixtures})
-    .filter((c) => c.via !== 'oclif' && c.name !== 'node -e 0' && c.name !== 'doctor')
-    .map((c) => c.name)
-  const cases = names.map((name) => builds.map((build) => ({...startupCases({cli: build.cli, repo, ref, ...fixtures}).find((c) => c.name === name), env: {XDG_CACHE_HOME: build.cache}})))
+  // The bundled commands (oclif's help and doctor, which runs other programs, take 100+ ms),
+  // each as a pair: [REF's, this checkout's].
+  const measured = (c) => c.via !== 'oclif' && c.name !== 'node -e 0' && c.name !== 'doctor'
+  const perBuild = builds.map((build) => startupCases({cli: build.cli, repo, ref, ...fixtures}).filter(measured).map((c) => ({...c, env: {XDG_CACHE_HOME: build.cache}})))
+  const names = perBuild[0].map((c) => c.name)
+  const cases = names.map((_, i) => perBuild.map((build) => build[i]))
   const times = cases.map(() => builds.map(() => ({first: [], exit: []})))
   console.log(`${names.length} commands, ${rounds} rounds (after ${WARMUP} that make the code caches), both builds in each round`)
   for (let round = 0; round < WARMUP + rounds; round++) {

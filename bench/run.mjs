@@ -44,7 +44,7 @@ import {freshNodeEnvironment} from './lib/environment.mjs'
 import {writeBenchLayout} from './lib/image.mjs'
 import {repeat, repeatInterleaved} from './lib/measure.mjs'
 import {coldStart, publishKept, publishVsDucc} from './lib/real-cvmfs.mjs'
-import {startRegistry} from './lib/registry.mjs'
+import {pushLayoutImage, startRegistry} from './lib/registry.mjs'
 import {benchHook} from './lib/hook.mjs'
 import {commandStartup, startupCases, startupFixtures} from './lib/startup.mjs'
 
@@ -114,7 +114,7 @@ async function prepareImage(scale, tags, shape = 'default') {
   const layout = join(work, `layout-${name}`)
   const info = await writeBenchLayout(layout, {scale, tags, shape})
   for (const tag of tags) {
-    execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${registry.address}/bench/${name}:${tag}`])
+    pushLayoutImage(layout, tag, `${registry.address}/bench/${name}:${tag}`)
   }
   return {layout, info, ref: (tag) => `${registry.address}/bench/${name}:${tag}`}
 }
@@ -217,7 +217,7 @@ async function realImages() {
   }
   for (const image of images) {
     image.ref = `${registry.address}/bench/${image.key}:${image.tag}`
-    if (image.key !== 'four-layers') execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${image.ref}`])
+    if (image.key !== 'four-layers') pushLayoutImage(image.layout, image.tag, image.ref)
     log(`  ${image.key}: ${image.info.layers} layer(s), ${image.info.files} files, ${MB(image.info.uncompressedBytes)} uncompressed, ${MB(image.info.compressedBytes)} gzip`)
   }
   return images
@@ -308,7 +308,7 @@ async function gatewaySection() {
     const tags = Array.from({length: gatewayImages}, (_, i) => `g${i + 1}`)
     const info = await writeBenchLayout(layout, {shape: 'four-layers', tags, distinct: true})
     const refs = tags.map((tag) => `${registry.address}/bench/gateway:${tag}`)
-    for (const [i, tag] of tags.entries()) execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${refs[i]}`])
+    for (const [i, tag] of tags.entries()) pushLayoutImage(layout, tag, refs[i])
     log(`  each image: ${info.layers} layer(s) + its own top layer (8 MB), ${info.files} files, ${MB(info.uncompressedBytes)} uncompressed below the top layer`)
     const t0 = Date.now()
     const g = (results.sections.gateway = await onePublisherVsSeveral({gateway, refs, publishers: gatewayPublishers, work, cli: CLI, reps: gatewayReps}))

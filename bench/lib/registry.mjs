@@ -1,5 +1,5 @@
 // A Distribution registry on loopback for the benchmark (as the tests start one).
-import {spawn} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -34,4 +34,9 @@ export async function startRegistry() {
     await new Promise((r) => setTimeout(r, 100))
   }
   return {address, stop: () => (child.kill(), rmSync(dir, {recursive: true, force: true}))}
+}
+
+/** Push image `tag` of the OCI layout `layout` to `ref` (REGISTRY/REPOSITORY:TAG) on a loopback registry. */
+export function pushLayoutImage(layout, tag, ref) {
+  execFileSync('skopeo', ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${ref}`])
 }
