@@ -1,7 +1,8 @@
 /**
  * src/fs-calls.ts: the hot paths' file-system calls, through node:fs's
- * callbacks or, once `callSynchronously()` was called (resolve), synchronously. Either
- * way each call resolves to the same value and rejects with the same error code.
+ * callbacks or, once `callSynchronously()` was called, synchronously (resolve), or
+ * synchronously until one call is slow (list, gc, rm, hook validate). Either way each call
+ * resolves to the same value and rejects with the same error code.
  */
 import {mkdirSync, Stats, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -85,6 +86,38 @@ describe('fs-calls', () => {
       {code: 'EEXIST'},
       {code: 'ENOENT'},
     ])
+  })
+
+  it('gives the same values and errors synchronously while calls are fast', async () => {
+    vi.resetModules()
+    const asynchronous = (await import('../../src/fs-calls.js')) as Calls
+    const a = await outcomes(asynchronous, prepare(join(dir(), 'a')))
+    vi.resetModules()
+    const whileFast = (await import('../../src/fs-calls.js')) as Calls
+    // A limit no call here reaches: every call synchronous.
+    whileFast.callSynchronously({untilSlowerThanMs: 60_000})
+    const w = await outcomes(whileFast, prepare(join(dir(), 'w')))
+    expect(whileFast.callsSynchronously()).toBe(true)
+    const normalized = (list: unknown[], at: string) => JSON.parse(JSON.stringify(list).replaceAll(join(dir(), at), 'DIR')) as unknown[]
+    expect(normalized(w, 'w')).toEqual(normalized(a, 'a'))
+  })
+
+  it('goes asynchronous for good after a call slower than the limit', async () => {
+    vi.resetModules()
+    const calls = (await import('../../src/fs-calls.js')) as Calls
+    expect(calls.callsSynchronously()).toBe(false)
+    calls.callSynchronouslyWhileFast()
+    expect(calls.callsSynchronously()).toBe(true)
+    vi.resetModules()
+    const limited = (await import('../../src/fs-calls.js')) as Calls
+    // Every call takes longer than 0 ms: the first is made synchronously, then none.
+    limited.callSynchronously({untilSlowerThanMs: 0})
+    const file = join(prepare(dir()), 'file')
+    await expect(limited.readFile(file, 'utf8')).resolves.toBe('content')
+    expect(limited.callsSynchronously()).toBe(false)
+    await expect(limited.readFile(file, 'utf8')).resolves.toBe('content')
+    await expect(limited.lstat(join(dir(), 'missing'))).rejects.toMatchObject({code: 'ENOENT'})
+    expect(limited.callsSynchronously()).toBe(false)
   })
 
   it('rejects rather than throws when synchronous', async () => {

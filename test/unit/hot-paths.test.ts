@@ -160,14 +160,17 @@ describe('what each command loads before its own work', () => {
  * and those read through fs-calls.ts too. And on Node.js 20 no run loads node:module,
  * which brings the ES module loader along (~2 ms): bin/run.js hands the router its
  * Module class, and the bundles' createRequire is their own require
- * (scripts/bundle-shims/node-module.mjs).
+ * (scripts/bundle-shims/node-module.mjs). Their file-system calls are synchronous while
+ * the file system answers at once (src/fs-calls.ts), so libuv's thread pool never starts.
  */
-describe('the quick commands load no stream module, nor node:fs/promises', () => {
+describe('the quick commands load no stream module, nor node:fs/promises, nor start the thread pool', () => {
   const dir = useTempDir('cvmfs-oci-no-streams-', 'all')
   const preload = (): string => join(dir(), 'builtins.cjs')
   const builtinsLoaded = async (file: string): Promise<string[]> =>
     (JSON.parse(await readFile(file, 'utf8')) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
   let bare: Set<string>
+  /** The threads of a bare `node -e 0` at its exit: Node.js's own, without libuv's thread pool. */
+  let bareThreads: number
   /** Node.js < 22.1 (no compile cache of its own): bin/run.js loads no node:module there. */
   const [major, minor] = process.versions.node.split('.').map(Number) as [number, number]
   const nodeCaches = major > 22 || (major === 22 && minor >= 1)
@@ -178,11 +181,17 @@ describe('the quick commands load no stream module, nor node:fs/promises', () =>
     await writeFile(join(dir(), 'hooks', 'a.json'), JSON.stringify({version: '1.0.0', hook: {path: '/bin/true'}, when: {always: true}, stages: ['precreate']}))
     // Records Node.js's built-ins loaded by the end of the run (no module.register here,
     // unlike load-trace.cjs: its loader thread would load streams itself).
-    await writeFile(preload(), "process.on('exit', () => require('node:fs').writeFileSync(process.env.BUILTINS_OUT, JSON.stringify(process.moduleLoadList)))\n")
+    // And the process's threads then, in BUILTINS_OUT.threads.
+    await writeFile(
+      preload(),
+      "process.on('exit', () => { const fs = require('node:fs'); fs.writeFileSync(process.env.BUILTINS_OUT, JSON.stringify(process.moduleLoadList)); fs.writeFileSync(process.env.BUILTINS_OUT + '.threads', String(fs.readdirSync('/proc/self/task').length)) })\n",
+    )
     const out = join(dir(), 'builtins-bare.json')
     await exec(process.execPath, ['--require', preload(), '-e', '0'], {env: {BUILTINS_OUT: out}})
     bare = new Set(await builtinsLoaded(out))
     expect(bare.size).toBeGreaterThan(10)
+    bareThreads = Number(await readFile(`${out}.threads`, 'utf8'))
+    expect(bareThreads).toBeGreaterThan(1)
   })
 
   it.each([
@@ -207,6 +216,9 @@ describe('the quick commands load no stream module, nor node:fs/promises', () =>
     expect(streams).toEqual([])
     expect(loaded).not.toContain('internal/fs/promises')
     if (!nodeCaches) expect(loaded.filter((m) => m === 'module' || m === 'internal/modules/esm/loader')).toEqual([])
+    // Their reads are made synchronously (src/fs-calls.ts): libuv's thread pool, started by
+    // the first asynchronous call, would add its threads (and a round trip to each call).
+    expect(Number(await readFile(`${out}.threads`, 'utf8')), 'threads at exit').toBe(bareThreads)
   })
 
   // sync goes on to load the publish path (and node:fs/promises with it), but only after

@@ -1,3 +1,4 @@
+import {callSynchronouslyWhileFast} from '../../fs-calls.js'
 import {parseDuration} from '../../gc/duration.js'
 import {gcCommand} from '../../gc/gc-command.js'
 import {repositoryFlags, targetFlags} from '../repository-flags.js'
@@ -17,6 +18,7 @@ Run it from cron or a systemd timer after sync; --dry-run reports what would be 
     'batch-size': flag.integer({description: 'Paths deleted per repository change (transaction).', default: 100, min: 1}),
   },
   async run({flags}) {
+    callSynchronouslyWhileFast()
     return gcCommand({
       ...targetFlags(flags),
       gracePeriodMs: parseDuration(flags['grace-period']),

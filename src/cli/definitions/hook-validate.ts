@@ -1,6 +1,7 @@
 import {existsSync} from 'node:fs'
 
 import {ExitCode} from '../../errors.js'
+import {callSynchronouslyWhileFast} from '../../fs-calls.js'
 import {checkHookFiles, DEFAULT_HOOKS_DIRS} from '../../hook/hook-file.js'
 import {arg, defineCommand} from '../spec.js'
 
@@ -12,6 +13,7 @@ export default defineCommand({
   examples: ['<%= config.bin %> hook validate', '<%= config.bin %> hook validate /etc/containers/oci/hooks.d my-hook.json'],
   args: {path: arg({description: "hook files or directories (default: podman's hooks directories)"})},
   async run({argv}, io) {
+    callSynchronouslyWhileFast()
     // podman skips hooks directories that do not exist; so do we, unless they were named.
     const paths = argv.length ? argv : DEFAULT_HOOKS_DIRS.filter((dir) => existsSync(dir))
     const reports = await checkHookFiles(paths)

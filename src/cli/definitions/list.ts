@@ -1,3 +1,4 @@
+import {callSynchronouslyWhileFast} from '../../fs-calls.js'
 import {formatListing, listCommand} from '../../layout/list-command.js'
 import {defineCommand, flag} from '../spec.js'
 
@@ -12,6 +13,7 @@ export default defineCommand({
     config: flag.string({description: 'Configuration file (default /etc/cvmfs-oci/config.json, or $CVMFS_OCI_CONFIG).'}),
   },
   async run({flags}, io) {
+    callSynchronouslyWhileFast()
     const listing = await listCommand({roots: flags.root, repos: flags.repo, configPath: flags.config})
     if (!io.jsonEnabled()) io.log(formatListing(listing))
     return listing

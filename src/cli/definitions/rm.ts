@@ -1,3 +1,4 @@
+import {callSynchronouslyWhileFast} from '../../fs-calls.js'
 import {rmCommand} from '../../remove/rm-command.js'
 import {repositoryFlags, targetFlags} from '../repository-flags.js'
 import {arg, defineCommand, flag, loggerFor} from '../spec.js'
@@ -16,6 +17,7 @@ Exit code 3 when an image is not published (the others are removed all the same)
     ignore: flag.boolean({char: 'i', description: 'An image that is not published is not an error (as podman rmi --ignore).'}),
   },
   async run({argv, flags}, io) {
+    callSynchronouslyWhileFast()
     const {failure, ...result} = await rmCommand({images: argv, ignore: flags.ignore, ...targetFlags(flags), logger: loggerFor(flags)})
     if (failure) {
       if (!io.jsonEnabled()) io.error(failure.display(), {exit: failure.exitCode, code: failure.code})
