@@ -54,18 +54,24 @@ describe('fs-calls', () => {
     return at
   }
 
-  it('gives the same values and errors asynchronously and synchronously', async () => {
+  /** Every outcome with a fresh module asynchronously, and with `mode` set on another one. */
+  const bothWays = async (mode: (calls: Calls) => void) => {
     vi.resetModules()
     const asynchronous = (await import('../../src/fs-calls.js')) as Calls
     const a = await outcomes(asynchronous, prepare(join(dir(), 'a')))
     vi.resetModules()
-    const synchronous = (await import('../../src/fs-calls.js')) as Calls
-    synchronous.callSynchronously()
-    const s = await outcomes(synchronous, prepare(join(dir(), 's')))
+    const other = (await import('../../src/fs-calls.js')) as Calls
+    mode(other)
+    const o = await outcomes(other, prepare(join(dir(), 'o')))
     const normalized = (list: unknown[], at: string) => JSON.parse(JSON.stringify(list).replaceAll(join(dir(), at), 'DIR')) as unknown[]
-    expect(normalized(s, 's')).toEqual(normalized(a, 'a'))
+    return {asynchronous: normalized(a, 'a'), other: normalized(o, 'o'), stillSynchronous: other.callsSynchronously()}
+  }
+
+  it('gives the same values and errors asynchronously and synchronously', async () => {
+    const {asynchronous, other} = await bothWays((calls) => calls.callSynchronously())
+    expect(other).toEqual(asynchronous)
     // And they are what they should be, not merely alike.
-    expect(normalized(a, 'a')).toEqual([
+    expect(asynchronous).toEqual([
       {directory: false, size: 4},
       {directory: false, size: 7},
       {code: 'ENOENT'},
@@ -89,17 +95,11 @@ describe('fs-calls', () => {
   })
 
   it('gives the same values and errors synchronously while calls are fast', async () => {
-    vi.resetModules()
-    const asynchronous = (await import('../../src/fs-calls.js')) as Calls
-    const a = await outcomes(asynchronous, prepare(join(dir(), 'a')))
-    vi.resetModules()
-    const whileFast = (await import('../../src/fs-calls.js')) as Calls
     // A limit no call here reaches: every call synchronous.
-    whileFast.callSynchronously({untilSlowerThanMs: 60_000})
-    const w = await outcomes(whileFast, prepare(join(dir(), 'w')))
-    expect(whileFast.callsSynchronously()).toBe(true)
-    const normalized = (list: unknown[], at: string) => JSON.parse(JSON.stringify(list).replaceAll(join(dir(), at), 'DIR')) as unknown[]
-    expect(normalized(w, 'w')).toEqual(normalized(a, 'a'))
+    const {asynchronous, other, stillSynchronous} = await bothWays((calls) => calls.callSynchronously({untilSlowerThanMs: 60_000}))
+    expect(stillSynchronous).toBe(true)
+    expect(other).toEqual(asynchronous)
+    expect(asynchronous).toHaveLength(19)
   })
 
   it('goes asynchronous for good after a call slower than the limit', async () => {
