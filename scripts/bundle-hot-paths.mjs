@@ -87,9 +87,14 @@ async function bundle({entry, stdin, outfile, urlDir}) {
     minifySyntax: true,
     metafile: true,
     // import.meta does not exist in CommonJS: give it the URL of a module in urlDir, made
-    // at its first use (a file URL at every load costs Node.js's URL code its compilation).
-    define: {'import.meta.url': '__cvmfsOciModule.url'},
-    banner: {js: `let __cvmfsOciModuleUrl; const __cvmfsOciModule = {get url() { return __cvmfsOciModuleUrl ??= require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(up)}, "bundle.cjs")).href }};`},
+    // at its first use (a file URL at every load costs Node.js's URL code its compilation),
+    // and that directory (the router's, every run's: __dirname itself).
+    define: {'import.meta.url': '__cvmfsOciModule.url', 'import.meta.dirname': '__cvmfsOciModule.dirname'},
+    banner: {
+      js:
+        `let __cvmfsOciModuleUrl; const __cvmfsOciModule = {get url() { return __cvmfsOciModuleUrl ??= require("node:url").pathToFileURL(require("node:path").join(__dirname, ${JSON.stringify(up)}, "bundle.cjs")).href }, ` +
+        (up === '.' ? 'dirname: __dirname};' : `get dirname() { return require("node:path").join(__dirname, ${JSON.stringify(up)}) }};`),
+    },
   })
   contents[relative(top, outfile)] = Object.keys(metafile.inputs).filter((input) => !input.startsWith('<stdin>')).sort()
 }
