@@ -10,8 +10,8 @@ import {join} from 'node:path'
 
 let required: NodeJS.Require | undefined
 // From a path, not import.meta.url: a bundle makes its import.meta.url at its first use,
-// which costs Node.js's URL code ~0.3 ms (scripts/bundle-hot-paths.mjs); and a bundle's
-// createRequire is its own require anyway.
+// through Node.js's URL code, on every run that loads a built-in here (src/cli/fast-paths.ts
+// says what that cost); and a bundle's createRequire is its own require anyway.
 const load = (id: string): unknown => (required ??= createRequire(join(import.meta.dirname, 'builtins.js')))(id)
 
 export const crypto = (): typeof import('node:crypto') => load('node:crypto') as typeof import('node:crypto')

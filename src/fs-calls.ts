@@ -7,12 +7,13 @@
  * util.promisify costs ~1 ms at its first use. (Everything else calls node:fs/promises,
  * loaded at its first call: src/fs-promises.ts.) A process with nothing else to do
  * makes them synchronously ({@link callSynchronously}): `resolve` always, as its calls
- * come one after the other anyway; `list` and `gc` while the file system answers at once
- * (a page cache, a warm CVMFS cache), and in parallel through the thread pool from the
- * first call that had to wait (a CVMFS mount fetching, a cold disk), where their reads
- * many at a time pay. A synchronous call skips a round trip through the thread pool
- * (~0.1 ms each, several per read of a file; ~3 ms for a `gc` of one image). Same calls,
- * same errors, either way.
+ * come one after the other anyway; `list`, `gc`, `rm` and `hook validate` while the file
+ * system answers at once (a page cache, a warm CVMFS cache), and in parallel through the
+ * thread pool from the first call that had to wait (a CVMFS mount fetching, a cold disk),
+ * where their reads many at a time pay. A synchronous call skips the round trips through
+ * the thread pool (~0.1 ms each here; a read of a file takes four or five), and the pool
+ * is never started: `list` and `gc --dry-run` of one image 1.1 ms sooner (BENCHMARKS.md).
+ * Same calls, same errors, either way.
  */
 // Named imports: a bundle makes a copy of a whole module's namespace at load.
 import {access as fsAccess, accessSync as fsAccessSync, chmod as fsChmod, chmodSync as fsChmodSync, lstat as fsLstat, lstatSync as fsLstatSync, mkdir as fsMkdir, mkdirSync as fsMkdirSync, readFile as fsReadFile, readFileSync as fsReadFileSync, readdir as fsReaddir, readdirSync as fsReaddirSync, readlink as fsReadlink, readlinkSync as fsReadlinkSync, realpath as fsRealpath, realpathSync as fsRealpathSync, stat as fsStat, statSync as fsStatSync, symlink as fsSymlink, symlinkSync as fsSymlinkSync, writeFile as fsWriteFile, writeFileSync as fsWriteFileSync, type Dirent, type Stats, type WriteFileOptions} from 'node:fs'

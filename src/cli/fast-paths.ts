@@ -34,8 +34,9 @@ const BUNDLED = new Map(
 
 /**
  * A bundle of dist/cli/ (`file` relative to it). Found through import.meta.dirname, not a
- * file URL: the bundle's import.meta.url is made at its first use, which costs Node.js's URL
- * code ~0.3–0.4 ms of every run (scripts/bundle-hot-paths.mjs).
+ * file URL: the bundle's import.meta.url is made at its first use (scripts/bundle-hot-paths.mjs),
+ * and making it and parsing URLs showed in `--cpu-prof` samples of `resolve`; without them
+ * (and without builtins.ts's) `resolve` was 1.6 ms sooner side by side (BENCHMARKS.md).
  */
 function bundle<T>(file: string, entry: Entry): T {
   return requireBundle(join(import.meta.dirname, file), entry) as T
