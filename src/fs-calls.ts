@@ -23,7 +23,10 @@ type Done<T> = (error: NodeJS.ErrnoException | null, value: T) => void
 /**
  * A call that took longer than this waited for a device or the network: a synchronous
  * call answered from the page cache takes 10–130 µs here, ~0.2 ms for the first of its kind
- * (measured on a 2-core VM: lstatSync, readdirSync, readFileSync, readlinkSync).
+ * (measured on a 2-core VM: lstatSync, readdirSync, readFileSync, readlinkSync). A call
+ * preempted on a busy machine counts as one that waited (measured: half the runs of `gc
+ * --dry-run` beside three busy loops on two cores went over to the thread pool), which
+ * costs such a run only what every run cost before the synchronous mode.
  */
 export const WAITED_MS = 1
 

@@ -213,10 +213,13 @@ describe('the quick commands load no stream module, nor node:fs/promises, nor st
     ['hook validate', ['hook', 'validate', 'HOOKS'], 0, /a\.json: ok/],
   ] as const)('%s', async (name, argv, code, output) => {
     const out = join(dir(), `builtins-${name.replaceAll(/\W+/g, '_')}.json`)
-    const run = await exec(process.execPath, ['--require', preload(), join(TOP, 'bin/run.js'), ...argv.map((a) => (a === 'REPO' ? join(dir(), 'repo') : a === 'HOOKS' ? join(dir(), 'hooks') : a))], {
-      reject: false,
-      env: {BUILTINS_OUT: out, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', XDG_CACHE_HOME: join(dir(), 'cache')},
-    })
+    const runOnce = () =>
+      exec(process.execPath, ['--require', preload(), join(TOP, 'bin/run.js'), ...argv.map((a) => (a === 'REPO' ? join(dir(), 'repo') : a === 'HOOKS' ? join(dir(), 'hooks') : a))], {
+        reject: false,
+        env: {BUILTINS_OUT: out, CVMFS_OCI_CONFIG: '/nonexistent/cvmfs-oci-config.json', CVMFS_OCI_ROOTS: '', XDG_CACHE_HOME: join(dir(), 'cache')},
+      })
+    const threadsAtExit = async () => Number(await readFile(`${out}.threads`, 'utf8'))
+    const run = await runOnce()
     expect(run.exitCode, run.stderr).toBe(code)
     expect(`${run.stdout}${run.stderr}`).toMatch(output)
     const loaded = await builtinsLoaded(out)
@@ -227,7 +230,16 @@ describe('the quick commands load no stream module, nor node:fs/promises, nor st
     if (!nodeCaches) expect(loaded.filter((m) => m === 'module' || m === 'internal/modules/esm/loader')).toEqual([])
     // Their reads are made synchronously (src/fs-calls.ts): libuv's thread pool, started by
     // the first asynchronous call, would add its threads (and a round trip to each call).
-    expect(Number(await readFile(`${out}.threads`, 'utf8')), 'threads at exit').toBe(bareThreads)
+    // Except resolve's, they are synchronous only while each takes under 1 ms, and a call
+    // preempted on a busy machine takes longer (in half the runs of gc --dry-run beside
+    // three busy loops on two cores; once in a CI run): such a run is made again, up to
+    // four times. Built without synchronous reads, every run ends with the pool's threads.
+    let threads = await threadsAtExit()
+    for (let again = 0; again < 4 && threads !== bareThreads; again++) {
+      expect((await runOnce()).exitCode).toBe(code)
+      threads = await threadsAtExit()
+    }
+    expect(threads, 'threads at exit').toBe(bareThreads)
   })
 
   // sync goes on to load the publish path (and node:fs/promises with it), but only after
